@@ -1,0 +1,46 @@
+"""lamina: neural networks on NumPy that show every formula of the notes they implement.
+
+The public API (DESIGN §3)::
+
+    import lamina as lm
+    model = lm.Model([lm.layers.Dense(784, 128, activation="relu"),
+                      lm.layers.Dense(128, 10, activation="softmax")], seed=0)
+    model.compile(loss="categorical_crossentropy", optimizer=lm.optimizers.Adam())
+    model.fit(X, y, epochs=10, batch_size=128)
+"""
+
+from lamina import (
+    callbacks,
+    datasets,
+    errors,
+    initializers,
+    io,
+    layers,
+    losses,
+    metrics,
+    optimizers,
+    plot,
+    regularizers,
+)
+from lamina.gradcheck import GradcheckReport, gradcheck
+from lamina.model import Model
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "GradcheckReport",
+    "Model",
+    "__version__",
+    "callbacks",
+    "datasets",
+    "errors",
+    "gradcheck",
+    "initializers",
+    "io",
+    "layers",
+    "losses",
+    "metrics",
+    "optimizers",
+    "plot",
+    "regularizers",
+]

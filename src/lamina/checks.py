@@ -1,0 +1,133 @@
+"""The gradient-check cases of every registered component (layers, activations, losses).
+
+Each registry name maps to a function building one or more :class:`Case` objects. The
+contract test (tests/test_contracts.py) and ``lamina gradcheck`` run them all, and fail
+when a registered component has no case here. Inputs are drawn away from kinks (ReLU and
+MAE at 0, L1's |θ| at 0), where a numerical derivative is meaningless.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from lamina import layers as L
+from lamina import losses
+from lamina.gradcheck import GradcheckReport, gradcheck
+from lamina.layers.base import Layer
+from lamina.losses import Loss
+from lamina.model import Model
+
+Array = np.ndarray
+
+
+@dataclass
+class Case:
+    name: str
+    target: Layer | Loss | Model
+    inputs: Array
+    targets: Array | None = None
+
+    def run(self, tolerance: float = 1e-6) -> GradcheckReport:
+        return gradcheck(
+            self.target, self.inputs, self.targets, tolerance=tolerance, raise_on_failure=False
+        )
+
+
+def away_from_zero(rng: np.random.Generator, shape: tuple[int, ...], margin: float = 0.05) -> Array:
+    """Standard normal draws pushed at least ``margin`` away from 0."""
+    values = rng.standard_normal(shape)
+    return np.sign(values) * (np.abs(values) + margin)
+
+
+def _dense_cases(rng: np.random.Generator) -> list[Case]:
+    x = away_from_zero(rng, (6, 5))
+    regularized = L.Dense(5, 4, weight_l1=0.01, weight_l2=0.02, bias_l1=0.03, bias_l2=0.04)
+    regularized.params["weights"] = away_from_zero(rng, (5, 4), 0.1)
+    regularized.params["biases"] = away_from_zero(rng, (4,), 0.1)
+    activated = L.Dense(5, 4, activation="tanh", weight_init="glorot_uniform")
+    return [
+        Case("dense", L.Dense(5, 4, weight_init="glorot_uniform"), x),
+        Case("dense+l1/l2", regularized, x),
+        Case("dense+tanh", activated, x),
+    ]
+
+
+def _activation_case(
+    cls: Callable[..., Layer], **kwargs: float
+) -> Callable[[np.random.Generator], list[Case]]:
+    def build(rng: np.random.Generator) -> list[Case]:
+        return [Case(cls.__name__.lower(), cls(**kwargs), away_from_zero(rng, (4, 5)))]
+
+    return build
+
+
+def _dropout_cases(rng: np.random.Generator) -> list[Case]:
+    return [Case("dropout", L.Dropout(0.3), rng.standard_normal((8, 6)))]
+
+
+def _class_targets(rng: np.random.Generator, n: int, k: int) -> tuple[Array, Array]:
+    logits = rng.standard_normal((n, k))
+    probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    return probabilities, rng.integers(0, k, n)
+
+
+def _cce_cases(rng: np.random.Generator) -> list[Case]:
+    y_pred, labels = _class_targets(rng, 6, 4)
+    one_hot = np.eye(4)[labels]
+    fused = Model([L.Dense(5, 4, activation="softmax", weight_init="glorot_uniform")], seed=0)
+    fused.compile(loss="categorical_crossentropy", optimizer="sgd")
+    separate = Model([L.Dense(5, 4, weight_init="glorot_uniform"), L.Softmax()], seed=1)
+    separate.compile(loss="categorical_crossentropy", optimizer="sgd")
+    x = rng.standard_normal((6, 5))
+    return [
+        Case("cce/labels", losses.CategoricalCrossentropy(), y_pred, labels),
+        Case("cce/one-hot", losses.CategoricalCrossentropy(), y_pred, one_hot),
+        Case("softmax+cce fused (Dense activation)", fused, x, labels),
+        Case("softmax+cce fused (Softmax layer)", separate, x, labels),
+    ]
+
+
+def _bce_cases(rng: np.random.Generator) -> list[Case]:
+    y_pred = rng.uniform(0.05, 0.95, (6, 3))
+    return [Case("bce", losses.BinaryCrossentropy(), y_pred, rng.integers(0, 2, (6, 3)))]
+
+
+def _regression_case(cls: type[Loss]) -> Callable[[np.random.Generator], list[Case]]:
+    def build(rng: np.random.Generator) -> list[Case]:
+        y_true = rng.standard_normal((6, 2))
+        y_pred = y_true + away_from_zero(rng, (6, 2), 0.05)
+        return [Case(cls.__name__, cls(), y_pred, y_true)]
+
+    return build
+
+
+LAYER_CASES: dict[str, Callable[[np.random.Generator], list[Case]]] = {
+    "dense": _dense_cases,
+    "dropout": _dropout_cases,
+    "linear": _activation_case(L.Linear),
+    "relu": _activation_case(L.ReLU),
+    "leaky_relu": _activation_case(L.LeakyReLU, alpha=0.1),
+    "sigmoid": _activation_case(L.Sigmoid),
+    "tanh": _activation_case(L.Tanh),
+    "softmax": _activation_case(L.Softmax),
+}
+
+LOSS_CASES: dict[str, Callable[[np.random.Generator], list[Case]]] = {
+    "categorical_crossentropy": _cce_cases,
+    "binary_crossentropy": _bce_cases,
+    "mean_squared_error": _regression_case(losses.MeanSquaredError),
+    "mean_absolute_error": _regression_case(losses.MeanAbsoluteError),
+}
+
+
+def all_cases(seed: int = 0) -> list[Case]:
+    """Every case of every registered layer and loss, built from one seed."""
+    rng = np.random.default_rng(seed)
+    cases: list[Case] = []
+    for table in (LAYER_CASES, LOSS_CASES):
+        for build in table.values():
+            cases.extend(build(rng))
+    return cases

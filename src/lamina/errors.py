@@ -1,0 +1,68 @@
+"""Errors lamina raises, each naming the problem, what was expected, what was received and the fix.
+
+Every class derives from :class:`LaminaError`; those about bad arguments or data also derive
+from :class:`ValueError`, so ``except ValueError`` keeps working for users who expect it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "DataIntegrityError",
+    "DataNotFoundError",
+    "GradcheckError",
+    "InputError",
+    "LaminaError",
+    "ModelFileError",
+    "NotCompiledError",
+    "ShapeError",
+    "invalid",
+]
+
+
+class LaminaError(Exception):
+    """Base class of every error lamina raises on purpose."""
+
+
+class InputError(LaminaError, ValueError):
+    """Bad data passed in: NaN/inf, wrong dtype, empty, mismatched lengths, labels out of range."""
+
+
+class ShapeError(InputError):
+    """An array or a layer size that does not fit where it is used."""
+
+
+class ConfigError(LaminaError, ValueError):
+    """A bad hyper-parameter, an unknown name, or a config that cannot be built."""
+
+
+class NotCompiledError(LaminaError, RuntimeError):
+    """A model used for training or evaluation before ``compile``."""
+
+
+class GradcheckError(LaminaError, AssertionError):
+    """A numerical gradient check found analytic and numerical gradients that disagree."""
+
+
+class ModelFileError(LaminaError, ValueError):
+    """A model or weights file that is corrupt, hostile, or does not fit the model."""
+
+
+class DataNotFoundError(LaminaError, FileNotFoundError):
+    """A dataset that is in none of the places searched."""
+
+
+class DataIntegrityError(LaminaError, ValueError):
+    """A dataset file whose contents are not what they should be (checksum, format)."""
+
+
+def invalid(argument: str, expected: str, received: object, fix: str | None = None) -> str:
+    """The message format used everywhere: *argument, expected, received, fix*.
+
+    >>> invalid("rate", "a float in [0, 1)", 1.5, "pass rate=0.5 to drop half the units")
+    'Invalid value for `rate`: expected a float in [0, 1), received 1.5. Fix: pass rate=0.5 ...'
+    """
+    message = f"Invalid value for `{argument}`: expected {expected}, received {received}."
+    if fix:
+        message += f" Fix: {fix}."
+    return message

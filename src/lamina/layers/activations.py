@@ -1,0 +1,145 @@
+"""Activation functions as parameter-free layers (notes §1.2, §1.7, §1.8, §3.2.2, §3.3.3).
+
+Each caches what its derivative needs (the output, or the input) and nothing else.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from lamina.errors import ConfigError, invalid
+from lamina.layers.base import LAYERS, Array, Layer
+
+
+class Activation(Layer):
+    """Base class of element-wise (and row-wise, for Softmax) activation layers."""
+
+    def backward(self, dvalues: Array) -> Array:
+        raise NotImplementedError(f"{type(self).__name__} must define backward")
+
+
+@LAYERS.register("linear")
+class Linear(Activation):
+    r"""Identity: ``σ(x) = x``, ``σ'(x) = 1`` (notes §1.8, §3.2.2, §3.3.3)."""
+
+    def forward(self, inputs: Array, *, training: bool = False) -> Array:
+        return inputs
+
+    def backward(self, dvalues: Array) -> Array:
+        return dvalues
+
+
+@LAYERS.register("relu")
+class ReLU(Activation):
+    r"""Rectified linear unit: ``σ(x) = max(0, x)`` (notes §1.2, §3.2.2).
+
+    Backward (notes §1.3, §3.3.3): ``∂L/∂x = δ · 1(x > 0)``; the kink at 0 gets derivative 0.
+    """
+
+    def forward(self, inputs: Array, *, training: bool = False) -> Array:
+        self._output = np.maximum(inputs, 0)
+        return self._output
+
+    def backward(self, dvalues: Array) -> Array:
+        return dvalues * (self._output > 0)
+
+
+@LAYERS.register("leaky_relu")
+class LeakyReLU(Activation):
+    r"""Leaky ReLU: ``σ(x) = x`` for x > 0, ``α·x`` otherwise; ``σ'(x) = 1`` or ``α``.
+
+    Args:
+        alpha: slope α for x ≤ 0, in [0, 1) (PyTorch's default 0.01).
+    """
+
+    def __init__(self, alpha: float = 0.01, *, name: str | None = None) -> None:
+        super().__init__(name=name)
+        if not (isinstance(alpha, int | float) and 0 <= alpha < 1):
+            raise ConfigError(invalid("LeakyReLU.alpha", "a float in [0, 1)", repr(alpha)))
+        self.alpha = float(alpha)
+
+    def forward(self, inputs: Array, *, training: bool = False) -> Array:
+        self._positive = inputs > 0
+        return np.where(self._positive, inputs, self.alpha * inputs)
+
+    def backward(self, dvalues: Array) -> Array:
+        return np.where(self._positive, dvalues, self.alpha * dvalues)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "alpha": self.alpha}
+
+
+@LAYERS.register("sigmoid")
+class Sigmoid(Activation):
+    r"""Logistic function: ``σ(x) = 1 / (1 + e^{-x})`` (notes §1.7, §3.2.2).
+
+    Computed as ``½(1 + tanh(x/2))``, the same function without overflow in ``e^{-x}``.
+    Backward (notes §1.7, §3.3.3): ``∂L/∂x = δ · σ(x)(1 − σ(x))``.
+    """
+
+    def forward(self, inputs: Array, *, training: bool = False) -> Array:
+        output = np.tanh(inputs * 0.5)
+        output += 1
+        output *= 0.5
+        self._output = output
+        return output
+
+    def backward(self, dvalues: Array) -> Array:
+        return dvalues * self._output * (1 - self._output)
+
+
+@LAYERS.register("tanh")
+class Tanh(Activation):
+    r"""Hyperbolic tangent: ``σ(x) = tanh(x)``; backward ``∂L/∂x = δ · (1 − tanh²(x))``."""
+
+    def forward(self, inputs: Array, *, training: bool = False) -> Array:
+        self._output = np.tanh(inputs)
+        return self._output
+
+    def backward(self, dvalues: Array) -> Array:
+        return dvalues * (1 - self._output * self._output)
+
+
+@LAYERS.register("softmax")
+class Softmax(Activation):
+    r"""Softmax over the last axis: ``Sᵢⱼ = e^{zᵢⱼ − maxₖ zᵢₖ} / Σₖ e^{zᵢₖ − maxₖ zᵢₖ}``.
+
+    Subtracting the row maximum (notes §1.2) leaves the result unchanged and keeps every
+    exponent ≤ 0, so nothing overflows.
+
+    Backward (notes §1.3, §3.3.3): the Jacobian ``∂Sᵢⱼ/∂zᵢₘ = Sᵢⱼ(δⱼₘ − Sᵢₘ)`` times δ,
+    contracted without building the (batch, K, K) Jacobians:
+    ``∂L/∂zᵢₘ = Sᵢₘ (δᵢₘ − Σⱼ δᵢⱼ Sᵢⱼ)``. With categorical cross-entropy after it, the model
+    uses the fused ``(ŷ − y)/N`` instead (notes §1.3 "Softmax Cross-Entropy").
+    """
+
+    def forward(self, inputs: Array, *, training: bool = False) -> Array:
+        exponentials = np.exp(inputs - inputs.max(axis=-1, keepdims=True))
+        exponentials /= exponentials.sum(axis=-1, keepdims=True)
+        self._output = exponentials
+        return exponentials
+
+    def backward(self, dvalues: Array) -> Array:
+        S = self._output
+        return S * (dvalues - (dvalues * S).sum(axis=-1, keepdims=True))
+
+
+def get(activation: str | Activation | None) -> Activation | None:
+    """An activation layer from a registered name (``"relu"``), an instance, or ``None``."""
+    if activation is None or isinstance(activation, Activation):
+        return activation
+    cls = LAYERS.lookup(activation)
+    if not (isinstance(cls, type) and issubclass(cls, Activation)):
+        names = sorted(n for n, c in LAYERS.items() if issubclass(c, Activation))
+        raise ConfigError(invalid("activation", f"one of {names} or None", repr(activation)))
+    return cls()
+
+
+def name_of(activation: Activation | None) -> str | None:
+    """The registered name of an activation instance, for configs."""
+    return None if activation is None else LAYERS.name_of(activation)
+
+
+__all__ = ["Activation", "LeakyReLU", "Linear", "ReLU", "Sigmoid", "Softmax", "Tanh", "get"]

@@ -1,0 +1,161 @@
+"""The Layer protocol every layer follows (DESIGN §3).
+
+A layer maps a batch (axis 0) forward and maps ∂L/∂outputs back to ∂L/∂inputs, filling
+``grads`` for its ``params``. Parameters exist after ``__init__``; the constructor's
+arguments (``get_config``) fix every shape.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Self
+
+import numpy as np
+from numpy.typing import DTypeLike
+
+from lamina._registry import Registry
+from lamina.errors import ConfigError, ShapeError, invalid
+from lamina.regularizers import L1L2
+
+Array = np.ndarray
+Shape = tuple[int | None, ...]
+
+LAYERS: Registry[type[Layer]] = Registry("layer")
+
+
+class Layer:
+    """Base class: ``params``/``grads`` (same keys), ``state`` (saved, not trained).
+
+    Attributes:
+        name: unique within a model; given by the model when left ``None``.
+        trainable: ``False`` freezes ``params`` (optimizers skip them; transfer learning).
+        input_grad: ``False`` lets ``backward`` skip ∂L/∂inputs (a model's first layer:
+            nothing consumes it) and return ``None``.
+        rng: the Generator behind every random draw of this layer (initial parameters,
+            dropout masks). A model seeds it from its own ``seed``.
+    """
+
+    has_params: ClassVar[bool] = False
+
+    def __init__(self, *, name: str | None = None) -> None:
+        self.name = name
+        self.params: dict[str, Array] = {}
+        self.grads: dict[str, Array] = {}
+        self.state: dict[str, Array] = {}
+        self.regularizers: dict[str, L1L2] = {}
+        self.trainable = True
+        self.input_grad = True
+        self.rng = np.random.default_rng()
+
+    def forward(self, inputs: Array, *, training: bool = False) -> Array:
+        raise NotImplementedError(f"{type(self).__name__} must define forward")
+
+    def backward(self, dvalues: Array) -> Array | None:
+        raise NotImplementedError(f"{type(self).__name__} must define backward")
+
+    def __call__(self, inputs: Array, *, training: bool = False) -> Array:
+        return self.forward(inputs, training=training)
+
+    # -- shapes --------------------------------------------------------------------------
+    @property
+    def input_shape(self) -> Shape | None:
+        """The per-sample input shape this layer requires, or ``None`` if any shape works."""
+        return None
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        """The per-sample output shape for a per-sample ``input_shape``."""
+        return input_shape
+
+    def check_input_shape(self, input_shape: Shape, source: str) -> None:
+        """Raise a ShapeError naming this layer, ``source``, and the shape to use.
+
+        ``None`` entries in :attr:`input_shape` accept any size along that axis.
+        """
+        expected = self.input_shape
+        if expected is None:
+            return
+        fits = len(input_shape) == len(expected) and all(
+            e is None or r is None or e == r for e, r in zip(expected, input_shape, strict=True)
+        )
+        if not fits:
+            raise ShapeError(
+                f"{self.describe()} expects inputs of shape {format_shape(expected)}, but "
+                f"{source} gives {format_shape(input_shape)}. Fix: make the sizes agree, e.g. "
+                f"give {self.describe()} the input size {format_shape(input_shape)}."
+            )
+
+    # -- parameters ----------------------------------------------------------------------
+    def reset_parameters(self) -> None:
+        """Redraw initial parameters from ``self.rng`` (parameter-free layers: nothing)."""
+
+    def regularization_penalty(self) -> float:
+        """Σ over this layer's regularized parameters of λ₁Σ|θ| + λ₂Σθ² (notes §1.6)."""
+        return sum(
+            (reg.penalty(self.params[key]) for key, reg in self.regularizers.items()),
+            0.0,
+        )
+
+    def add_regularization_gradients(self) -> None:
+        for key, reg in self.regularizers.items():
+            reg.add_gradient(self.params[key], self.grads[key])
+
+    @property
+    def dtype(self) -> np.dtype | None:
+        for array in self.params.values():
+            return array.dtype
+        return None
+
+    def astype(self, dtype: DTypeLike) -> Self:
+        """Cast parameters and state to ``dtype`` in place of the old arrays; returns self."""
+        for store in (self.params, self.state):
+            for key, array in store.items():
+                store[key] = array.astype(dtype, copy=False)
+        self.grads = {}
+        return self
+
+    def count_params(self) -> int:
+        return sum(int(array.size) for array in self.params.values())
+
+    # -- config --------------------------------------------------------------------------
+    def get_config(self) -> dict[str, Any]:
+        """The constructor's arguments, JSON-able: ``from_config(get_config())`` rebuilds it."""
+        return {"name": self.name}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Self:
+        return cls(**config)
+
+    def describe(self) -> str:
+        label = f"'{self.name}' " if self.name else ""
+        return f"Layer {label}({type(self).__name__})"
+
+    def __repr__(self) -> str:
+        arguments = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if v is not None)
+        return f"{type(self).__name__}({arguments})"
+
+
+def format_shape(shape: Shape) -> str:
+    """``(batch, 28, 28, 1)``-style text for a per-sample shape."""
+    return "(" + ", ".join(["batch", *("?" if d is None else str(d) for d in shape)]) + ")"
+
+
+def regularizers_for(
+    weight_l1: float, weight_l2: float, bias_l1: float, bias_l2: float
+) -> dict[str, L1L2]:
+    """The non-zero L1/L2 regularizers of a layer with "weights" and "biases"."""
+    pairs = {"weights": L1L2(weight_l1, weight_l2), "biases": L1L2(bias_l1, bias_l2)}
+    return {key: reg for key, reg in pairs.items() if reg.active}
+
+
+def as_pair(value: int | tuple[int, int] | list[int], argument: str, layer: str) -> tuple[int, int]:
+    """An int or a ``(height, width)`` pair as a pair of positive ints (Conv2D, pooling)."""
+    pair = (value, value) if isinstance(value, int | np.integer) else tuple(value)
+    if len(pair) != 2 or not all(isinstance(v, int | np.integer) and v >= 1 for v in pair):
+        raise ConfigError(
+            invalid(
+                f"{layer}.{argument}",
+                "a positive int or a (height, width) pair of positive ints",
+                repr(value),
+                f"use e.g. {argument}=2 or {argument}=(2, 1)",
+            )
+        )
+    return int(pair[0]), int(pair[1])

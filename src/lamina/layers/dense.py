@@ -1,0 +1,167 @@
+"""Dense (fully connected) layer (notes §1.1, §1.2, §3.2.1, §3.3.2)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from lamina import initializers
+from lamina.errors import ConfigError, invalid
+from lamina.layers import activations
+from lamina.layers.base import LAYERS, Array, Layer, Shape, regularizers_for
+
+
+class ActivatedLayer(Layer):
+    """A layer with parameters followed by an optional activation (``activation="relu"``).
+
+    ``forward`` = activation(``linear_forward``); ``backward`` runs the activation's
+    backward, then ``backward_linear``. A model whose loss fuses with the activation
+    (Softmax + categorical cross-entropy, notes §1.3) calls ``backward_linear`` directly.
+    """
+
+    has_params = True
+
+    def __init__(self, activation: str | Layer | None, *, name: str | None) -> None:
+        super().__init__(name=name)
+        self.activation = activations.get(activation)  # type: ignore[arg-type]
+
+    def forward(self, inputs: Array, *, training: bool = False) -> Array:
+        z = self.linear_forward(inputs)
+        if self.activation is None:
+            return z
+        return self.activation.forward(z, training=training)
+
+    def backward(self, dvalues: Array) -> Array | None:
+        if self.activation is not None:
+            dvalues = self.activation.backward(dvalues)
+        return self.backward_linear(dvalues)
+
+    def linear_forward(self, inputs: Array) -> Array:
+        raise NotImplementedError(f"{type(self).__name__} must define linear_forward")
+
+    def backward_linear(self, dz: Array) -> Array | None:
+        """∂L/∂inputs from ∂L/∂z (z before the activation); fills ``grads`` incl. L1/L2."""
+        raise NotImplementedError(f"{type(self).__name__} must define backward_linear")
+
+    def activation_config(self) -> str | dict[str, Any] | None:
+        """The activation's registered name, or its full spec when it has non-default args."""
+        act = self.activation
+        if act is None:
+            return None
+        name = activations.name_of(act)
+        if act.get_config() == type(act)().get_config():
+            return name
+        return {"class": name, "config": act.get_config()}
+
+
+@LAYERS.register("dense")
+class Dense(ActivatedLayer):
+    r"""Fully connected layer: ``z = X·W + b`` (notes §1.2, §3.2.1), then ``activation``.
+
+    Backward (notes §3.3.2), with δ = ∂L/∂z:
+        ∂L/∂W = Xᵀ·δ      ∂L/∂b = Σₙ δₙ      ∂L/∂X = δ·Wᵀ
+    plus λ₁ sign(θ) + 2λ₂θ for each regularized parameter (notes §1.6).
+
+    Args:
+        n_inputs: size n of each input row (W is n × m, notes §3.1).
+        n_neurons: number of neurons m.
+        activation: an activation name (``"relu"``, ``"softmax"``, ...), layer, or ``None``.
+        weight_init: ``"small"`` (0.01·N(0,1), the notes' default), ``"glorot_uniform"``
+            or ``"he_normal"``; biases start at zero (notes §1.1).
+        weight_l1, weight_l2, bias_l1, bias_l2: L1/L2 strengths λ (notes §1.6).
+    Shape:
+        inputs (batch, n_inputs) -> outputs (batch, n_neurons)
+    """
+
+    def __init__(
+        self,
+        n_inputs: int,
+        n_neurons: int,
+        activation: str | Layer | None = None,
+        *,
+        weight_init: str = "small",
+        weight_l1: float = 0.0,
+        weight_l2: float = 0.0,
+        bias_l1: float = 0.0,
+        bias_l2: float = 0.0,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(activation, name=name)
+        for argument, value in (("n_inputs", n_inputs), ("n_neurons", n_neurons)):
+            if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1:
+                raise ConfigError(
+                    invalid(
+                        f"Dense.{argument}",
+                        "a positive int",
+                        repr(value),
+                        "pass the layer sizes, e.g. Dense(784, 128)",
+                    )
+                )
+        self.n_inputs = int(n_inputs)
+        self.n_neurons = int(n_neurons)
+        self.weight_init = weight_init
+        self._initializer = initializers.get(weight_init)
+        self.regularizers = regularizers_for(weight_l1, weight_l2, bias_l1, bias_l2)
+        self._l1l2 = (weight_l1, weight_l2, bias_l1, bias_l2)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        dtype = self.dtype or np.dtype(np.float32)
+        shape = (self.n_inputs, self.n_neurons)
+        self.params["weights"] = self._initializer(
+            shape, self.n_inputs, self.n_neurons, self.rng, dtype
+        )
+        self.params["biases"] = np.zeros(self.n_neurons, dtype=dtype)
+
+    @property
+    def input_shape(self) -> Shape:
+        return (self.n_inputs,)
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        return (self.n_neurons,)
+
+    def linear_forward(self, inputs: Array) -> Array:
+        self._inputs = inputs  # X, needed for ∂L/∂W
+        return inputs @ self.params["weights"] + self.params["biases"]
+
+    def backward_linear(self, dz: Array) -> Array | None:
+        weights, biases = self.params["weights"], self.params["biases"]
+        if self.grads.get("weights") is None or self.grads["weights"].dtype != dz.dtype:
+            self.grads = {"weights": np.empty_like(weights), "biases": np.empty_like(biases)}
+        # Written into the same arrays every step: a fresh 400 kB gradient per step costs
+        # page faults (benchmarks/README.md).
+        np.matmul(self._inputs.T, dz, out=self.grads["weights"])
+        np.sum(dz, axis=0, out=self.grads["biases"])
+        self.add_regularization_gradients()
+        if not self.input_grad:
+            return None
+        return dz @ weights.T
+
+    def get_config(self) -> dict[str, Any]:
+        weight_l1, weight_l2, bias_l1, bias_l2 = self._l1l2
+        return {
+            **super().get_config(),
+            "n_inputs": self.n_inputs,
+            "n_neurons": self.n_neurons,
+            "activation": self.activation_config(),
+            "weight_init": self.weight_init,
+            "weight_l1": weight_l1,
+            "weight_l2": weight_l2,
+            "bias_l1": bias_l1,
+            "bias_l2": bias_l2,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Dense:
+        return cls(**_with_activation_built(config))
+
+
+def _with_activation_built(config: dict[str, Any]) -> dict[str, Any]:
+    """A config whose ``activation`` spec dict (non-default arguments) is built into a layer."""
+    spec = config.get("activation")
+    if isinstance(spec, dict):
+        from lamina.layers.serialization import deserialize
+
+        return {**config, "activation": deserialize(spec)}
+    return config

@@ -1,0 +1,53 @@
+"""Dropout (notes §1.6 "Dropout", §3.5.3)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from lamina.errors import ConfigError, invalid
+from lamina.layers.base import LAYERS, Array, Layer
+
+
+@LAYERS.register("dropout")
+class Dropout(Layer):
+    r"""Inverted dropout: ``z = x ⊙ r / (1 − p)`` with ``rᵢ ~ Bernoulli(1 − p)`` in training.
+
+    ``rate`` is p, the fraction of units *dropped* (DESIGN §9: the notes sometimes call the
+    keep probability p). Kept units are scaled by 1/(1 − p) so the expected sum is unchanged,
+    and at inference the layer is the identity (notes §3.5.3).
+
+    Backward (notes §1.6): ``∂L/∂x = δ ⊙ r / (1 − p)``.
+
+    Args:
+        rate: fraction dropped, in [0, 1).
+    """
+
+    def __init__(self, rate: float, *, name: str | None = None) -> None:
+        super().__init__(name=name)
+        if not (isinstance(rate, int | float) and not isinstance(rate, bool) and 0 <= rate < 1):
+            raise ConfigError(
+                invalid(
+                    "Dropout.rate",
+                    "a float in [0, 1)",
+                    repr(rate),
+                    "pass the fraction of units to drop, e.g. Dropout(0.1)",
+                )
+            )
+        self.rate = float(rate)
+
+    def forward(self, inputs: Array, *, training: bool = False) -> Array:
+        if not training or self.rate == 0:
+            self._mask = None
+            return inputs
+        keep = self.rng.random(inputs.shape, dtype=np.float32) >= self.rate
+        self._mask = keep.astype(inputs.dtype)
+        self._mask *= 1.0 / (1.0 - self.rate)
+        return inputs * self._mask
+
+    def backward(self, dvalues: Array) -> Array:
+        return dvalues if self._mask is None else dvalues * self._mask
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "rate": self.rate}

@@ -1,0 +1,523 @@
+"""The Model: a stack of layers with compile / fit / evaluate / predict (notes §1.9, §1.10).
+
+The training loop lives here and only here: per epoch, shuffle the sample *indices*, then
+per batch forward → loss → backward → optimizer step (notes §1.9 "Batches").
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
+
+from lamina import io
+from lamina import losses as losses_module
+from lamina import metrics as metrics_module
+from lamina import optimizers as optimizers_module
+from lamina._arena import ParameterArena
+from lamina.callbacks import Callback, History, ProgressBar
+from lamina.errors import ConfigError, InputError, NotCompiledError, invalid
+from lamina.layers.activations import Softmax
+from lamina.layers.base import LAYERS, Layer, Shape, format_shape
+from lamina.layers.dense import ActivatedLayer
+from lamina.losses import CategoricalCrossentropy, Loss
+from lamina.metrics import Metric
+from lamina.optimizers import Optimizer
+
+Array = np.ndarray
+
+PREDICT_BATCH_SIZE = 1024
+
+
+class Model:
+    r"""A feed-forward stack of layers (notes §1.1, §3.2): ``ŷ = σ_L(…σ₁(X·W₁ + b₁)…)``.
+
+    Args:
+        layers: the layers in order. Sizes are explicit (``Dense(784, 128)``); a size that
+            does not match the layer before raises an error naming both layers.
+        seed: seeds every random draw — initial parameters, per-epoch shuffling, dropout —
+            from ``numpy.random.SeedSequence(seed)``: the same seed, data and BLAS thread
+            count give bit-identical weights. ``None`` keeps the layers' parameters as
+            constructed and draws fresh entropy for shuffling and dropout.
+        dtype: ``"float32"`` (fast, the default) or ``"float64"`` (gradient checks).
+    """
+
+    def __init__(
+        self, layers: Sequence[Layer], seed: int | None = None, dtype: DTypeLike = "float32"
+    ) -> None:
+        if isinstance(layers, Layer) or not isinstance(layers, Sequence) or not layers:
+            raise ConfigError(
+                invalid(
+                    "layers",
+                    "a non-empty list of Layer objects",
+                    repr(layers)[:100],
+                    "pass e.g. [Dense(784, 10)]",
+                )
+            )
+        for index, layer in enumerate(layers):
+            if not isinstance(layer, Layer):
+                raise ConfigError(
+                    invalid(f"layers[{index}]", "a lamina Layer", type(layer).__name__)
+                )
+        if seed is not None and (not isinstance(seed, int | np.integer) or seed < 0):
+            raise ConfigError(invalid("seed", "a non-negative int or None", repr(seed)))
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.float32, np.float64):
+            raise ConfigError(invalid("dtype", "'float32' or 'float64'", repr(dtype)))
+        self.layers = list(layers)
+        self.seed = seed
+        self._name_layers()
+        self._seed_layers()
+        for layer in self.layers:
+            layer.astype(self.dtype)
+        self._check_layer_sizes()
+        self.layers[0].input_grad = False  # nothing consumes ∂L/∂X of the data
+
+        self.loss: Loss | None = None
+        self.optimizer: Optimizer | None = None
+        self.metrics: list[Metric] = []
+        self.history: History | None = None
+        self.stop_training = False
+        self._fused_softmax = False
+        self._arena: ParameterArena | None = None
+
+    # -- construction ------------------------------------------------------------------
+    def _name_layers(self) -> None:
+        taken = {layer.name for layer in self.layers if layer.name}
+        counts: dict[str, int] = {}
+        for layer in self.layers:
+            if layer.name:
+                continue
+            base = LAYERS.name_of(layer)
+            while True:
+                count = counts.get(base, 0)
+                counts[base] = count + 1
+                candidate = base if count == 0 else f"{base}_{count}"
+                if candidate not in taken:
+                    break
+            layer.name = candidate
+            taken.add(candidate)
+        names = [layer.name for layer in self.layers]
+        if len(set(names)) != len(names):
+            duplicates = sorted({n for n in names if names.count(n) > 1})  # type: ignore[type-var]
+            raise ConfigError(invalid("layer names", "unique names", f"duplicates {duplicates}"))
+
+    def _seed_layers(self) -> None:
+        sequence = np.random.SeedSequence(self.seed)
+        children = sequence.spawn(len(self.layers) + 1)
+        self._rng = np.random.default_rng(children[0])
+        for layer, child in zip(self.layers, children[1:], strict=True):
+            layer.rng = np.random.default_rng(child)
+            if self.seed is not None:
+                layer.reset_parameters()
+
+    def _check_layer_sizes(self) -> None:
+        shape: Shape | None = None
+        source = "the data"
+        for layer in self.layers:
+            if shape is None:
+                shape = layer.input_shape
+            else:
+                layer.check_input_shape(shape, source)
+            if shape is not None:
+                shape = layer.output_shape(shape)
+            source = layer.describe()
+
+    def _output_shape(self, input_shape: Shape) -> Shape:
+        """Propagate a per-sample data shape, raising a ShapeError at the first mismatch."""
+        shape, source = input_shape, "the data"
+        for layer in self.layers:
+            layer.check_input_shape(shape, source)
+            shape = layer.output_shape(shape)
+            source = layer.describe()
+        return shape
+
+    # -- compile -----------------------------------------------------------------------
+    def compile(
+        self,
+        loss: str | Loss,
+        optimizer: str | Optimizer = "adam",
+        metrics: Sequence[str | Metric] | None = ("accuracy",),
+    ) -> Model:
+        """Choose the loss, optimizer and metrics. With a Softmax output and categorical
+        cross-entropy, backward uses the fused ∂L/∂z = (ŷ − y)/N (notes §1.3)."""
+        self.loss = losses_module.get(loss)
+        self.optimizer = optimizers_module.get(optimizer)
+        loss_name = losses_module.registered_name(self.loss)
+        self.metrics = [metrics_module.get(m, loss_name) for m in (metrics or ())]
+        last = self.layers[-1]
+        output_softmax = isinstance(last, Softmax) or (
+            isinstance(last, ActivatedLayer) and isinstance(last.activation, Softmax)
+        )
+        self._fused_softmax = output_softmax and isinstance(self.loss, CategoricalCrossentropy)
+        return self
+
+    def _require_compiled(self, action: str) -> tuple[Loss, Optimizer]:
+        if self.loss is None or self.optimizer is None:
+            raise NotCompiledError(
+                f"Model.{action}() needs a loss and an optimizer, but the model is not compiled."
+                " Fix: call model.compile(loss=..., optimizer=...) first."
+            )
+        return self.loss, self.optimizer
+
+    # -- the training step ---------------------------------------------------------------
+    def forward(self, inputs: Array, *, training: bool = False) -> Array:
+        """Run a batch through every layer (notes §1.2)."""
+        for layer in self.layers:
+            inputs = layer.forward(inputs, training=training)
+        return inputs
+
+    def backward(self, y_pred: Array, y_true: Array) -> None:
+        """Backpropagate the loss of (ŷ, y) through every layer, filling ``grads`` (§1.3)."""
+        loss = self.loss
+        assert loss is not None
+        layers = self.layers
+        if self._fused_softmax:
+            dvalues = loss.backward_through_softmax(y_pred, y_true)  # type: ignore[attr-defined]
+            last = layers[-1]
+            if isinstance(last, Softmax):
+                layers = layers[:-1]
+            else:
+                dvalues = last.backward_linear(dvalues)  # type: ignore[attr-defined]
+                layers = layers[:-1]
+        else:
+            dvalues = loss.backward(y_pred, y_true)
+        for layer in reversed(layers):
+            dvalues = layer.backward(dvalues)
+
+    def regularization_penalty(self) -> float:
+        """Σ of every layer's L1/L2 penalty (notes §1.6), added to the reported loss."""
+        return sum(
+            (layer.regularization_penalty() for layer in self.layers if layer.regularizers), 0.0
+        )
+
+    def parameters(self) -> list[tuple[str, Array, Array]]:
+        """(``"layer/param"``, θ, ∂L/∂θ) for every trainable parameter."""
+        return list(self._parameter_arena().groups)
+
+    def _parameter_arena(self) -> ParameterArena:
+        arena = self._arena
+        if arena is None or not arena.is_current(self.layers):
+            arena = self._arena = ParameterArena(self.layers, self.dtype)
+        return arena
+
+    def train_step(self, x: Array, y: Array) -> tuple[Array, Array, list[Array]]:
+        """One optimizer step on a batch; returns (ŷ, per-sample losses, per-sample metrics)."""
+        loss, optimizer = self._require_compiled("train_step")
+        arena = self._parameter_arena()
+        y_pred = self.forward(x, training=True)
+        sample_losses = loss.forward(y_pred, y)
+        scores = [metric.per_sample(y_pred, y) for metric in self.metrics]
+        self.backward(y_pred, y)
+        optimizer.step(arena.groups, flat=(arena.values, arena.grads))
+        return y_pred, sample_losses, scores
+
+    # -- fit -----------------------------------------------------------------------------
+    def fit(
+        self,
+        X: ArrayLike,
+        y: ArrayLike,
+        epochs: int = 1,
+        batch_size: int | None = 32,
+        validation_data: tuple[ArrayLike, ArrayLike] | None = None,
+        validation_split: float = 0.0,
+        shuffle: bool = True,
+        verbose: int = 1,
+        callbacks: Sequence[Callback] = (),
+        initial_epoch: int = 0,
+    ) -> History:
+        """Train for ``epochs`` epochs of shuffled batches (notes §1.4, §1.9).
+
+        Args:
+            X, y: training samples (batch axis first) and targets: integer labels or one-hot
+                rows for categorical cross-entropy, 0/1 for binary, values for regression.
+            batch_size: samples per optimizer step; ``None`` = the whole set at once.
+            validation_data: ``(X_val, y_val)`` evaluated after each epoch (notes §1.5).
+            validation_split: fraction of (X, y), taken from the end before shuffling, held
+                out as validation data instead.
+            shuffle: permute the sample order every epoch (notes §1.9 "Shuffling").
+            verbose: 0 silent, 1 progress bar and a line per epoch, 2 a line per epoch.
+            callbacks: extra :class:`~lamina.callbacks.Callback` objects.
+            initial_epoch: the epoch to start counting from (when continuing training).
+        Returns:
+            A :class:`~lamina.callbacks.History` with epoch-wise and step-wise statistics.
+        """
+        self._require_compiled("fit")
+        epochs = _check_int("epochs", epochs, 0, "epochs=10")
+        initial_epoch = _check_int("initial_epoch", initial_epoch, 0, "initial_epoch=0")
+        if verbose not in (0, 1, 2):
+            raise ConfigError(invalid("verbose", "0, 1 or 2", repr(verbose)))
+        if not (isinstance(validation_split, int | float) and 0 <= validation_split < 1):
+            raise ConfigError(
+                invalid(
+                    "validation_split", "a float in [0, 1)", repr(validation_split), "use e.g. 0.1"
+                )
+            )
+        X_train, y_train = self._check_data(X, y)
+        n = len(X_train)
+        if batch_size is None:
+            batch_size = n
+        batch_size = _check_int("batch_size", batch_size, 1, "batch_size=32")
+        if validation_data is not None and validation_split:
+            raise ConfigError(
+                invalid(
+                    "validation_split",
+                    "0 when validation_data is given",
+                    validation_split,
+                    "pass only one of the two",
+                )
+            )
+        X_val = y_val = None
+        if validation_data is not None:
+            if not (isinstance(validation_data, tuple | list) and len(validation_data) == 2):
+                raise ConfigError(
+                    invalid(
+                        "validation_data", "a pair (X_val, y_val)", type(validation_data).__name__
+                    )
+                )
+            X_val, y_val = self._check_data(*validation_data, names=("X_val", "y_val"))
+        elif validation_split:
+            n_val = round(n * validation_split)
+            if n_val < 1 or n_val >= n:
+                raise InputError(
+                    invalid(
+                        "validation_split",
+                        "a fraction leaving ≥ 1 sample on each side",
+                        f"{validation_split} of {n} samples",
+                    )
+                )
+            X_train, X_val = X_train[: n - n_val], X_train[n - n_val :]
+            y_train, y_val = y_train[: n - n_val], y_train[n - n_val :]
+            n -= n_val
+        for metric in self.metrics:
+            metric.prepare(y_train)
+
+        history = History()
+        self.history = history
+        callback_list = [history, *callbacks]
+        if verbose:
+            callback_list.append(ProgressBar(verbose))
+        self._fit_epochs = epochs
+        self._fit_steps = math.ceil(n / batch_size)
+        self.stop_training = False
+        for callback in callback_list:
+            callback.set_model(self)
+            callback.on_train_begin()
+
+        names = ["loss", *(metric.name for metric in self.metrics)]
+        regularized = any(layer.regularizers for layer in self.layers)
+        for epoch in range(initial_epoch, epochs):
+            for callback in callback_list:
+                callback.on_epoch_begin(epoch)
+            order = self._rng.permutation(n) if shuffle else None
+            totals = np.zeros(len(names))
+            for step, start in enumerate(range(0, n, batch_size)):
+                if order is None:
+                    xb, yb = (
+                        X_train[start : start + batch_size],
+                        y_train[start : start + batch_size],
+                    )
+                else:
+                    batch = order[start : start + batch_size]
+                    xb, yb = X_train[batch], y_train[batch]
+                _, sample_losses, scores = self.train_step(xb, yb)
+                penalty = self.regularization_penalty() if regularized else 0.0
+                values = [float(sample_losses.mean()) + penalty, *(float(s.mean()) for s in scores)]
+                totals += np.multiply(values, len(xb))
+                logs = dict(zip(names, values, strict=True))
+                for callback in callback_list:
+                    callback.on_batch_end(step, logs)
+            epoch_logs = dict(zip(names, (totals / n).tolist(), strict=True))
+            if X_val is not None:
+                val = self._evaluate_arrays(X_val, y_val)  # type: ignore[arg-type]
+                epoch_logs.update({f"val_{key}": value for key, value in val.items()})
+            for callback in callback_list:
+                callback.on_epoch_end(epoch, epoch_logs)
+            if self.stop_training:
+                break
+        for callback in callback_list:
+            callback.on_train_end()
+        return history
+
+    # -- evaluate / predict ------------------------------------------------------------------
+    def evaluate(
+        self, X: ArrayLike, y: ArrayLike, batch_size: int | None = None
+    ) -> dict[str, float]:
+        """Loss (data + L1/L2 penalty) and metrics over (X, y), in inference mode (§1.10)."""
+        self._require_compiled("evaluate")
+        X_checked, y_checked = self._check_data(X, y)
+        return self._evaluate_arrays(X_checked, y_checked, batch_size)
+
+    def _evaluate_arrays(
+        self, X: Array, y: Array, batch_size: int | None = None
+    ) -> dict[str, float]:
+        loss = self.loss
+        assert loss is not None
+        totals = np.zeros(1 + len(self.metrics))
+        for start, y_pred in self._batched_forward(X, batch_size):
+            yb = y[start : start + len(y_pred)]
+            totals[0] += float(loss.forward(y_pred, yb).sum())
+            for index, metric in enumerate(self.metrics, start=1):
+                totals[index] += float(np.sum(metric.per_sample(y_pred, yb)))
+        totals /= len(X)
+        totals[0] += self.regularization_penalty()
+        names = ["loss", *(metric.name for metric in self.metrics)]
+        return dict(zip(names, totals.tolist(), strict=True))
+
+    def predict(self, X: ArrayLike, batch_size: int | None = None) -> Array:
+        """The network's outputs for X in inference mode: class confidences for a Softmax
+        classifier, whose argmax is the predicted class (notes §1.10 "Prediction")."""
+        X_checked = self._check_inputs(X, "X")
+        outputs: Array | None = None
+        for start, y_pred in self._batched_forward(X_checked, batch_size):
+            if outputs is None:
+                outputs = np.empty((len(X_checked), *y_pred.shape[1:]), dtype=y_pred.dtype)
+            outputs[start : start + len(y_pred)] = y_pred
+        assert outputs is not None
+        return outputs
+
+    def _batched_forward(self, X: Array, batch_size: int | None) -> Iterator[tuple[int, Array]]:
+        size = _check_int("batch_size", batch_size or PREDICT_BATCH_SIZE, 1, "batch_size=256")
+        for start in range(0, len(X), size):
+            yield start, self.forward(X[start : start + size], training=False)
+
+    # -- input validation --------------------------------------------------------------------
+    def _check_inputs(self, X: ArrayLike, name: str) -> Array:
+        array = np.asarray(X)
+        if array.dtype.kind not in "biuf":
+            raise InputError(
+                invalid(
+                    name,
+                    "a numeric array",
+                    f"dtype {array.dtype}",
+                    f"convert {name} with np.asarray({name}, dtype=np.float32)",
+                )
+            )
+        if array.ndim == 0 or len(array) == 0:
+            raise InputError(
+                invalid(
+                    name,
+                    "at least one sample",
+                    f"shape {array.shape}",
+                    "pass a non-empty array, batch axis first",
+                )
+            )
+        array = array.astype(self.dtype, copy=False)
+        _check_finite(array, name)
+        self._output_shape(array.shape[1:])
+        return array
+
+    def _check_data(
+        self, X: ArrayLike, y: ArrayLike, names: tuple[str, str] = ("X", "y")
+    ) -> tuple[Array, Array]:
+        X_checked = self._check_inputs(X, names[0])
+        targets = np.asarray(y)
+        if targets.dtype.kind not in "biuf":
+            raise InputError(
+                invalid(
+                    names[1],
+                    "numeric targets",
+                    f"dtype {targets.dtype}",
+                    "encode class names as integers 0..n_classes-1",
+                )
+            )
+        if targets.ndim == 0 or len(targets) != len(X_checked):
+            received = "a scalar" if targets.ndim == 0 else f"{len(targets)} targets"
+            raise InputError(
+                invalid(
+                    names[1],
+                    f"one target per sample ({len(X_checked)})",
+                    f"{received} for {len(X_checked)} samples",
+                    f"pass {names[0]} and {names[1]} of the same length",
+                )
+            )
+        _check_finite(targets, names[1])
+        n_outputs = self._output_shape(X_checked.shape[1:])[-1]
+        assert self.loss is not None and n_outputs is not None
+        targets = self.loss.prepare_targets(targets, n_outputs)
+        if targets.ndim > 1 or not isinstance(self.loss, CategoricalCrossentropy):
+            targets = targets.astype(self.dtype, copy=False)  # no float64 upcasts in the loss
+        return X_checked, targets
+
+    # -- saving ----------------------------------------------------------------------------
+    def save_weights(self, path: str | os.PathLike[str]) -> None:
+        """Save parameters only, as safetensors, atomically (notes §1.10 "State")."""
+        io.save_weights(self, path)
+
+    def load_weights(self, path: str | os.PathLike[str], *, strict: bool = True) -> list[str]:
+        """Load parameters saved by :meth:`save_weights`; see :func:`lamina.io.load_weights`."""
+        return io.load_weights(self, path, strict=strict)
+
+    # -- description -----------------------------------------------------------------------
+    def count_params(self) -> int:
+        return sum(layer.count_params() for layer in self.layers)
+
+    def summary(self, input_shape: Shape | None = None) -> str:
+        """A table of layers, output shapes and parameter counts (returned and printed)."""
+        shape = input_shape or self.layers[0].input_shape
+        rows = [("Layer (type)", "Output shape", "Params")]
+        for layer in self.layers:
+            if shape is not None and None not in shape:
+                shape = layer.output_shape(shape)
+                shown = format_shape(shape)
+            else:
+                shown = "?"
+            rows.append(
+                (f"{layer.name} ({type(layer).__name__})", shown, f"{layer.count_params():,}")
+            )
+        widths = [max(len(row[i]) for row in rows) for i in range(3)]
+        rule = "-" * (sum(widths) + 4)
+        lines = [
+            rule,
+            *(f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:>{widths[2]}}" for a, b, c in rows),
+            rule,
+        ]
+        trainable = sum(layer.count_params() for layer in self.layers if layer.trainable)
+        lines += [f"Total params: {self.count_params():,}", f"Trainable params: {trainable:,}"]
+        text = "\n".join(lines)
+        print(text)
+        return text
+
+    def get_config(self) -> dict[str, Any]:
+        from lamina.layers.serialization import serialize
+
+        return {
+            "layers": [serialize(layer) for layer in self.layers],
+            "seed": self.seed,
+            "dtype": self.dtype.name,
+        }
+
+    def __repr__(self) -> str:
+        return f"Model({len(self.layers)} layers, {self.count_params():,} params)"
+
+
+def _check_int(argument: str, value: object, minimum: int, example: str) -> int:
+    if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < minimum:
+        raise ConfigError(
+            invalid(argument, f"an int ≥ {minimum}", repr(value), f"use e.g. {example}")
+        )
+    return int(value)
+
+
+def _check_finite(array: Array, name: str) -> None:
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        bad = ~np.isfinite(array)
+        first = np.unravel_index(int(np.argmax(bad)), array.shape)
+        kinds = [
+            k
+            for k, present in (("NaN", np.isnan(array).any()), ("inf", np.isinf(array).any()))
+            if present
+        ]
+        raise InputError(
+            invalid(
+                name,
+                "finite values",
+                f"{int(bad.sum())} {'/'.join(kinds)} "
+                f"value(s), the first at index {tuple(map(int, first))}",
+                "drop or impute those samples before training",
+            )
+        )

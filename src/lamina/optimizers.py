@@ -1,0 +1,354 @@
+"""Optimizers (notes §1.4, §3.4), each updating parameters in place.
+
+Every optimizer applies the 1/t learning-rate decay of notes §1.4,
+``ηₜ = η₀ / (1 + decay · t)``, with t the number of optimizer steps already taken, and keeps
+its per-parameter state in named slots (``optimizer.slots["dense/weights"]["momentum"]``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any, cast
+
+import numpy as np
+
+from lamina._registry import Registry
+from lamina.errors import ConfigError, invalid
+
+Array = np.ndarray
+ParameterGroup = tuple[str, Array, Array]  # (key, θ, ∂L/∂θ)
+
+OPTIMIZERS: Registry[type[Optimizer]] = Registry("optimizer")
+
+
+def _check(
+    owner: str, argument: str, value: object, low: float, high: float, closed_high: bool = False
+) -> float:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if ok:
+        ok = low <= value < high or (closed_high and value == high)  # type: ignore[operator]
+    if not ok:
+        bracket = "]" if closed_high else ")"
+        raise ConfigError(
+            invalid(f"{owner}.{argument}", f"a float in [{low}, {high}{bracket}", repr(value))
+        )
+    return float(value)  # type: ignore[arg-type]
+
+
+class Optimizer:
+    """Base class: the decay schedule, the step counter and the per-parameter slots."""
+
+    slot_names: tuple[str, ...] = ()  # the per-parameter state an update keeps
+
+    def __init__(self, learning_rate: float, decay: float = 0.0) -> None:
+        name = type(self).__name__
+        self.learning_rate = _check(name, "learning_rate", learning_rate, 0, math.inf)
+        self.decay = _check(name, "decay", decay, 0, math.inf)
+        self.iterations = 0
+        self.slots: dict[str, dict[str, Array]] = {}
+        self._scratch: Array | None = None
+        self._flat_keys: tuple[str, ...] = ()
+        self._flat_slot_arrays: dict[str, Array] = {}
+
+    @property
+    def current_learning_rate(self) -> float:
+        """ηₜ = η₀ / (1 + decay · t) (notes §1.4 "Learning Rate Decay")."""
+        return self.learning_rate / (1.0 + self.decay * self.iterations)
+
+    def step(
+        self, parameters: Sequence[ParameterGroup], flat: tuple[Array, Array] | None = None
+    ) -> None:
+        """One optimizer step over every (key, θ, ∂L/∂θ); θ changes in place.
+
+        ``flat`` is the same parameters as one contiguous (θ, ∂L/∂θ) pair, in the same
+        order (each θ a view into it): then one update runs over all of them at once,
+        and each parameter's slots are views into flat slot arrays.
+        """
+        learning_rate = self.current_learning_rate
+        self.iterations += 1
+        if flat is not None:
+            theta, grad = flat
+            slots = self._flat_slots(parameters, theta)
+            self.update(theta, grad, slots, learning_rate, self._scratch_like(theta))
+            return
+        for key, theta, grad in parameters:
+            if key not in self.slots:
+                self.slots[key] = {name: np.zeros_like(theta) for name in self.slot_names}
+            self.update(theta, grad, self.slots[key], learning_rate, self._scratch_like(theta))
+
+    def _flat_slots(self, parameters: Sequence[ParameterGroup], theta: Array) -> dict[str, Array]:
+        keys = tuple(key for key, _, _ in parameters)
+        if self._flat_keys == keys:
+            return self._flat_slot_arrays
+        flat = {name: np.zeros_like(theta) for name in self.slot_names}
+        offset = 0
+        for key, view, _ in parameters:
+            size = view.size
+            existing = self.slots.get(key, {})
+            slots = {}
+            for name, array in flat.items():
+                slots[name] = array[offset : offset + size].reshape(view.shape)
+                if name in existing:
+                    slots[name][...] = existing[name]  # keep state from per-parameter steps
+            self.slots[key] = slots
+            offset += size
+        if offset != theta.size:
+            raise ValueError(f"flat parameters hold {theta.size} values, the groups {offset}")
+        self._flat_keys, self._flat_slot_arrays = keys, flat
+        return flat
+
+    def update(
+        self, theta: Array, grad: Array, slots: dict[str, Array], lr: float, scratch: Array
+    ) -> None:
+        """θ -= the step for gradient ``grad``; ``scratch`` is a work array shaped like θ."""
+        raise NotImplementedError(f"{type(self).__name__} must define update")
+
+    def _scratch_like(self, theta: Array) -> Array:
+        # Updates write their temporaries into one reused buffer: a fresh 400 kB temporary
+        # costs page faults on every step and made Adam 4× slower (benchmarks/README.md).
+        buffer = self._scratch
+        if buffer is None or buffer.size < theta.size or buffer.dtype != theta.dtype:
+            buffer = np.empty(theta.size, dtype=theta.dtype)
+            self._scratch = buffer
+        return buffer[: theta.size].reshape(theta.shape)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"learning_rate": self.learning_rate, "decay": self.decay}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Optimizer:
+        return cls(**config)
+
+
+@OPTIMIZERS.register("sgd")
+class SGD(Optimizer):
+    r"""Stochastic gradient descent with optional momentum (notes §1.4, §3.4.1, §3.4.2).
+
+    Without momentum (γ = 0): ``θₜ = θₜ₋₁ − ηₜ ∇θ``.
+
+    With momentum γ (``momentum``) and dampening d (``dampening``), velocity v in
+    parameter units:
+
+        vₜ = γ vₜ₋₁ + (1 − d) ηₜ ∇θ
+        θₜ = θₜ₋₁ − vₜ
+
+    d = 0 is notes §1.4's form ``vₜ = γvₜ₋₁ + η∇θ``; d = γ is §3.4.2's moving average
+    ``vₜ = γvₜ₋₁ + (1 − γ)∇θ, θ −= η vₜ`` (equal for a constant η).
+    """
+
+    slot_names: tuple[str, ...] = ("momentum",)
+
+    def __init__(
+        self,
+        learning_rate: float = 1.0,
+        decay: float = 0.0,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+    ) -> None:
+        super().__init__(learning_rate, decay)
+        self.momentum = _check("SGD", "momentum", momentum, 0, 1)
+        self.dampening = _check("SGD", "dampening", dampening, 0, 1)
+        if not self.momentum:
+            self.slot_names = ()
+
+    def update(
+        self, theta: Array, grad: Array, slots: dict[str, Array], lr: float, scratch: Array
+    ) -> None:
+        if not self.momentum:
+            theta -= np.multiply(grad, lr, out=scratch)
+            return
+        velocity = slots["momentum"]
+        velocity *= self.momentum
+        velocity += np.multiply(grad, (1.0 - self.dampening) * lr, out=scratch)
+        theta -= velocity
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "momentum": self.momentum, "dampening": self.dampening}
+
+
+@OPTIMIZERS.register("adagrad")
+class Adagrad(Optimizer):
+    r"""AdaGrad (notes §1.4, §3.4.3): a per-parameter rate from the sum of squared gradients.
+
+    vₜ = vₜ₋₁ + ∇θ²
+    θₜ = θₜ₋₁ − ηₜ ∇θ / (√vₜ + ε)
+    """
+
+    slot_names = ("cache",)
+
+    def __init__(
+        self, learning_rate: float = 1.0, decay: float = 0.0, epsilon: float = 1e-7
+    ) -> None:
+        super().__init__(learning_rate, decay)
+        self.epsilon = _check("Adagrad", "epsilon", epsilon, 0, 1)
+
+    def update(
+        self, theta: Array, grad: Array, slots: dict[str, Array], lr: float, scratch: Array
+    ) -> None:
+        cache = slots["cache"]
+        cache += np.multiply(grad, grad, out=scratch)
+        _apply_scaled_step(theta, grad, cache, lr, self.epsilon, scratch)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "epsilon": self.epsilon}
+
+
+@OPTIMIZERS.register("rmsprop")
+class RMSprop(Optimizer):
+    r"""RMSProp (notes §1.4, §3.4.5): a moving average of squared gradients.
+
+        vₜ = ρ vₜ₋₁ + (1 − ρ) ∇θ²
+        θₜ = θₜ₋₁ − ηₜ ∇θ / (√vₜ + ε)
+
+    Defaults η = 0.001, ρ = 0.9 (notes §3.4.5; §1.4's "ρ = 0.001" is the learning rate,
+    DESIGN §9), ε = 1e−7.
+    """
+
+    slot_names = ("cache",)
+
+    def __init__(
+        self,
+        learning_rate: float = 0.001,
+        decay: float = 0.0,
+        rho: float = 0.9,
+        epsilon: float = 1e-7,
+    ) -> None:
+        super().__init__(learning_rate, decay)
+        self.rho = _check("RMSprop", "rho", rho, 0, 1)
+        self.epsilon = _check("RMSprop", "epsilon", epsilon, 0, 1)
+
+    def update(
+        self, theta: Array, grad: Array, slots: dict[str, Array], lr: float, scratch: Array
+    ) -> None:
+        cache = slots["cache"]
+        cache *= self.rho
+        np.multiply(grad, grad, out=scratch)
+        scratch *= 1.0 - self.rho
+        cache += scratch
+        _apply_scaled_step(theta, grad, cache, lr, self.epsilon, scratch)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "rho": self.rho, "epsilon": self.epsilon}
+
+
+@OPTIMIZERS.register("adadelta")
+class Adadelta(Optimizer):
+    r"""AdaDelta, Zeiler's rule (notes §3.4.4 with DESIGN §9's correction):
+
+        E[g²]ₜ  = ρ E[g²]ₜ₋₁ + (1 − ρ) ∇θ²
+        Δθₜ     = −(√(E[Δθ²]ₜ₋₁ + ε) / √(E[g²]ₜ + ε)) ∇θ
+        E[Δθ²]ₜ = ρ E[Δθ²]ₜ₋₁ + (1 − ρ) Δθₜ²
+        θₜ      = θₜ₋₁ + ηₜ Δθₜ
+
+    Zeiler's method has no learning rate: η = 1.0 (the default) is the paper's rule.
+    Defaults ρ = 0.95, ε = 1e−6 (Zeiler 2012).
+    """
+
+    slot_names = ("grad_average", "delta_average")
+
+    def __init__(
+        self,
+        learning_rate: float = 1.0,
+        decay: float = 0.0,
+        rho: float = 0.95,
+        epsilon: float = 1e-6,
+    ) -> None:
+        super().__init__(learning_rate, decay)
+        self.rho = _check("Adadelta", "rho", rho, 0, 1)
+        self.epsilon = _check("Adadelta", "epsilon", epsilon, 0, 1)
+
+    def update(
+        self, theta: Array, grad: Array, slots: dict[str, Array], lr: float, scratch: Array
+    ) -> None:
+        grad_average, delta_average = slots["grad_average"], slots["delta_average"]
+        grad_average *= self.rho
+        grad_average += (1.0 - self.rho) * (grad * grad)
+        delta = -np.sqrt(delta_average + self.epsilon) / np.sqrt(grad_average + self.epsilon)
+        delta *= grad
+        delta_average *= self.rho
+        delta_average += (1.0 - self.rho) * (delta * delta)
+        theta += np.multiply(delta, lr, out=scratch)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "rho": self.rho, "epsilon": self.epsilon}
+
+
+@OPTIMIZERS.register("adam")
+class Adam(Optimizer):
+    r"""Adam (notes §1.4, §3.4.6): momentum plus RMSProp, with bias correction.
+
+        mₜ = β₁ mₜ₋₁ + (1 − β₁) ∇θ
+        vₜ = β₂ vₜ₋₁ + (1 − β₂) ∇θ²          (squared, as §3.4.6 says; §1.4's typo, DESIGN §9)
+        m̂ₜ = mₜ / (1 − β₁ᵗ)      v̂ₜ = vₜ / (1 − β₂ᵗ)
+        θₜ = θₜ₋₁ − ηₜ m̂ₜ / (√v̂ₜ + ε)
+
+    t counts steps from 1. The last line is computed as the algebraically identical
+    ``θ −= αₜ mₜ / (√vₜ + ε̂ₜ)`` with ``αₜ = ηₜ √(1 − β₂ᵗ)/(1 − β₁ᵗ)`` and
+    ``ε̂ₜ = ε √(1 − β₂ᵗ)``: two scalars instead of two full-size divisions per step.
+    Defaults η = 0.001, β₁ = 0.9, β₂ = 0.999, ε = 1e−7.
+    """
+
+    slot_names = ("momentum", "cache")
+
+    def __init__(
+        self,
+        learning_rate: float = 0.001,
+        decay: float = 0.0,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-7,
+    ) -> None:
+        super().__init__(learning_rate, decay)
+        self.beta_1 = _check("Adam", "beta_1", beta_1, 0, 1)
+        self.beta_2 = _check("Adam", "beta_2", beta_2, 0, 1)
+        self.epsilon = _check("Adam", "epsilon", epsilon, 0, 1)
+
+    def update(
+        self, theta: Array, grad: Array, slots: dict[str, Array], lr: float, scratch: Array
+    ) -> None:
+        t = self.iterations
+        m, v = slots["momentum"], slots["cache"]
+        m *= self.beta_1
+        m += np.multiply(grad, 1.0 - self.beta_1, out=scratch)
+        v *= self.beta_2
+        np.multiply(grad, grad, out=scratch)
+        scratch *= 1.0 - self.beta_2
+        v += scratch
+        correction_2 = math.sqrt(1.0 - self.beta_2**t)
+        alpha = lr * correction_2 / (1.0 - self.beta_1**t)
+        denominator = np.sqrt(v, out=scratch)
+        denominator += self.epsilon * correction_2
+        step = np.divide(m, denominator, out=scratch)
+        step *= alpha
+        theta -= step
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "beta_1": self.beta_1,
+            "beta_2": self.beta_2,
+            "epsilon": self.epsilon,
+        }
+
+
+def _apply_scaled_step(
+    theta: Array, grad: Array, cache: Array, lr: float, epsilon: float, scratch: Array
+) -> None:
+    """θ −= η ∇θ / (√cache + ε), the shared last line of AdaGrad and RMSProp."""
+    np.sqrt(cache, out=scratch)
+    scratch += epsilon
+    np.divide(grad, scratch, out=scratch)
+    scratch *= lr
+    theta -= scratch
+
+
+def get(optimizer: str | Optimizer) -> Optimizer:
+    """An optimizer from a registered name (with its defaults) or an instance."""
+    if isinstance(optimizer, Optimizer):
+        return optimizer
+    if not isinstance(optimizer, str):
+        raise ConfigError(
+            invalid("optimizer", f"an Optimizer or one of {sorted(OPTIMIZERS)}", repr(optimizer))
+        )
+    return cast("Callable[[], Optimizer]", OPTIMIZERS.lookup(optimizer))()

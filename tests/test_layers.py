@@ -1,0 +1,101 @@
+"""Layer behaviour beyond the gradient checks: known values, modes and edge cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import lamina as lm
+
+L = lm.layers
+
+
+def test_dense_computes_xw_plus_b() -> None:
+    dense = L.Dense(2, 3)
+    dense.params["weights"][...] = [[1, 2, 3], [4, 5, 6]]
+    dense.params["biases"][...] = [0.5, 0, -1]
+    out = dense.forward(np.array([[1.0, 1.0], [0.0, 2.0]], np.float32))
+    np.testing.assert_array_equal(out, [[5.5, 7, 8], [8.5, 10, 11]])
+
+
+@pytest.mark.parametrize(
+    ("init", "check"),
+    [
+        ("small", lambda w: abs(w.std() - 0.01) < 0.001),
+        ("glorot_uniform", lambda w: np.abs(w).max() <= np.sqrt(6 / (300 + 200))),
+        ("he_normal", lambda w: abs(w.std() - np.sqrt(2 / 300)) < 0.005),
+    ],
+)
+def test_initializers(init: str, check: object) -> None:
+    dense = L.Dense(300, 200, weight_init=init)
+    assert check(dense.params["weights"])  # type: ignore[operator]
+    assert np.all(dense.params["biases"] == 0)  # biases start at zero (notes §1.1)
+    assert dense.params["weights"].dtype == np.float32
+
+
+def test_softmax_subtracts_the_maximum() -> None:
+    out = L.Softmax().forward(np.array([[1000.0, 1001.0, 1002.0], [-5.0, 0.0, 5.0]]))
+    assert np.all(np.isfinite(out))
+    np.testing.assert_allclose(out.sum(axis=1), 1)
+    np.testing.assert_allclose(out[0], np.exp([-2, -1, 0]) / np.exp([-2, -1, 0]).sum())
+
+
+def test_softmax_backward_equals_the_jacobian_product() -> None:
+    # notes §1.3: ∂Sᵢⱼ/∂zᵢₘ = Sᵢⱼ(δⱼₘ − Sᵢₘ); the layer contracts it without building it
+    rng = np.random.default_rng(0)
+    z, d = rng.standard_normal((4, 5)), rng.standard_normal((4, 5))
+    softmax = L.Softmax()
+    S = softmax.forward(z)
+    jacobians = np.einsum("ij,jk->ijk", S, np.eye(5)) - np.einsum("ij,ik->ijk", S, S)
+    np.testing.assert_allclose(softmax.backward(d), np.einsum("ijk,ij->ik", jacobians, d))
+
+
+def test_sigmoid_is_stable_for_large_inputs() -> None:
+    with np.errstate(all="raise"):
+        out = L.Sigmoid().forward(np.array([-1000.0, 0.0, 1000.0], np.float32))
+    np.testing.assert_allclose(out, [0.0, 0.5, 1.0])
+
+
+def test_relu_derivative_at_zero_is_zero() -> None:
+    relu = L.ReLU()
+    relu.forward(np.array([-1.0, 0.0, 2.0]))
+    np.testing.assert_array_equal(relu.backward(np.ones(3)), [0, 0, 1])
+
+
+def test_dropout_scales_kept_units_and_is_identity_at_inference() -> None:
+    dropout = L.Dropout(0.25)
+    dropout.rng = np.random.default_rng(0)
+    x = np.ones((200, 500), np.float32)
+    out = dropout.forward(x, training=True)
+    kept = out != 0
+    assert abs(kept.mean() - 0.75) < 0.01  # rate = fraction dropped
+    np.testing.assert_allclose(out[kept], 1 / 0.75)  # inverted dropout: 1/(1 − p)
+    np.testing.assert_array_equal(dropout.backward(np.ones_like(x)), out)
+    assert dropout.forward(x, training=False) is x
+
+
+def test_dense_l1_l2_gradient_terms() -> None:
+    dense = L.Dense(2, 2, weight_l1=0.1, weight_l2=0.2, bias_l1=0.3, bias_l2=0.4)
+    dense.astype(np.float64)
+    dense.params["weights"][...] = [[1.0, -2.0], [0.5, -0.5]]
+    dense.params["biases"][...] = [1.0, -1.0]
+    dense.forward(np.zeros((1, 2)))
+    dense.backward(np.zeros((1, 2)))
+    # ∂/∂θ = λ₁ sign(θ) + 2λ₂θ (notes §1.6)
+    np.testing.assert_allclose(
+        dense.grads["weights"],
+        0.1 * np.sign([[1, -2], [0.5, -0.5]]) + 0.4 * np.array([[1, -2], [0.5, -0.5]]),
+    )
+    np.testing.assert_allclose(dense.grads["biases"], [0.3 + 0.8, -0.3 - 0.8])
+    assert dense.regularization_penalty() == pytest.approx(
+        0.1 * 4 + 0.2 * (1 + 4 + 0.25 + 0.25) + 0.3 * 2 + 0.4 * 2
+    )
+
+
+def test_activation_shortcut_equals_separate_layers() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 4)).astype(np.float32)
+    a = L.Dense(4, 2, activation="sigmoid")
+    b = L.Dense(4, 2)
+    b.params = {k: v.copy() for k, v in a.params.items()}
+    np.testing.assert_array_equal(a.forward(x), L.Sigmoid().forward(b.forward(x)))
