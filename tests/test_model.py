@@ -81,7 +81,8 @@ def test_predict_gives_confidences(data: tuple[np.ndarray, np.ndarray]) -> None:
     confidences = model.predict(X, batch_size=7)
     assert confidences.shape == (50, 3) and confidences.dtype == np.float32
     np.testing.assert_allclose(confidences.sum(axis=1), 1, rtol=1e-5)
-    np.testing.assert_array_equal(confidences, model.predict(X))  # inference: no dropout
+    np.testing.assert_array_equal(confidences, model.predict(X, batch_size=7))  # no dropout
+    np.testing.assert_allclose(confidences, model.predict(X), rtol=1e-5)  # any batch size
 
 
 def test_fused_softmax_is_chosen_by_compile() -> None:
@@ -275,3 +276,20 @@ def test_layer_size_mismatch_names_both_layers() -> None:
 def test_bad_constructor_arguments_are_named(build: Callable[[], object], argument: str) -> None:
     with pytest.raises(lm.errors.ConfigError, match=argument):
         build()
+
+
+def test_divergence_stops_training_before_the_bad_update(
+    data: tuple[np.ndarray, np.ndarray],
+) -> None:
+    X, _ = data
+    model = lm.Model([L.Dense(4, 1)], seed=0)
+    model.compile(loss="mean_squared_error", optimizer=lm.optimizers.SGD(learning_rate=10.0))
+    with pytest.warns(RuntimeWarning, match=r"Training stopped at epoch \d+, step \d+: the loss"):
+        history = model.fit(X, X[:, 0] * 3, epochs=50, batch_size=10, verbose=0)
+    assert len(history.epoch) < 50
+    assert all(np.isfinite(p).all() for p in model.layers[0].params.values())
+    with (
+        pytest.raises(lm.errors.NumericalError, match="parameters were left"),
+        np.errstate(all="ignore"),
+    ):
+        model.train_step(np.full((2, 4), 3e38, np.float32), np.ones((2, 1), np.float32))

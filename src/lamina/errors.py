@@ -15,6 +15,7 @@ __all__ = [
     "LaminaError",
     "ModelFileError",
     "NotCompiledError",
+    "NumericalError",
     "ShapeError",
     "invalid",
 ]
@@ -34,6 +35,10 @@ class ShapeError(InputError):
 
 class ConfigError(LaminaError, ValueError):
     """A bad hyper-parameter, an unknown name, or a config that cannot be built."""
+
+
+class NumericalError(LaminaError, FloatingPointError):
+    """Non-finite values (NaN/inf) produced by the model itself: overflow, divergence."""
 
 
 class NotCompiledError(LaminaError, RuntimeError):

@@ -60,12 +60,10 @@ class CategoricalCrossentropy(Loss):
     """
 
     def forward(self, y_pred: Array, y_true: Array) -> Array:
-        clipped = np.clip(y_pred, EPSILON, 1 - EPSILON)
-        if y_true.ndim == 1:
-            correct = clipped[np.arange(len(clipped)), y_true]
-        else:
-            correct = np.sum(clipped * y_true, axis=1)
-        return -np.log(correct)
+        if y_true.ndim == 1:  # only the target class's confidence is needed
+            correct = y_pred[np.arange(len(y_pred)), y_true]
+            return -np.log(np.clip(correct, EPSILON, 1 - EPSILON))
+        return -np.sum(y_true * np.log(np.clip(y_pred, EPSILON, 1 - EPSILON)), axis=1)
 
     def backward(self, y_pred: Array, y_true: Array) -> Array:
         one_hot = _one_hot(y_true, y_pred.shape[1], y_pred.dtype)

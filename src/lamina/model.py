@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -20,7 +21,7 @@ from lamina import metrics as metrics_module
 from lamina import optimizers as optimizers_module
 from lamina._arena import ParameterArena
 from lamina.callbacks import Callback, History, ProgressBar
-from lamina.errors import ConfigError, InputError, NotCompiledError, invalid
+from lamina.errors import ConfigError, InputError, NotCompiledError, NumericalError, invalid
 from lamina.layers.activations import Softmax
 from lamina.layers.base import LAYERS, Layer, Shape, format_shape
 from lamina.layers.dense import ActivatedLayer
@@ -206,11 +207,19 @@ class Model:
         return arena
 
     def train_step(self, x: Array, y: Array) -> tuple[Array, Array, list[Array]]:
-        """One optimizer step on a batch; returns (ŷ, per-sample losses, per-sample metrics)."""
+        """One optimizer step on a batch; returns (ŷ, per-sample losses, per-sample metrics).
+
+        Raises NumericalError, before touching any parameter, when the loss is not finite.
+        """
         loss, optimizer = self._require_compiled("train_step")
         arena = self._parameter_arena()
         y_pred = self.forward(x, training=True)
         sample_losses = loss.forward(y_pred, y)
+        if not math.isfinite(float(sample_losses.sum())):
+            raise NumericalError(
+                "the loss is NaN/inf (training diverged); the parameters were left as they were "
+                "before this batch. Fix: lower the learning rate or add decay."
+            )
         scores = [metric.per_sample(y_pred, y) for metric in self.metrics]
         self.backward(y_pred, y)
         optimizer.step(arena.groups, flat=(arena.values, arena.grads))
@@ -258,41 +267,12 @@ class Model:
                 )
             )
         X_train, y_train = self._check_data(X, y)
-        n = len(X_train)
         if batch_size is None:
-            batch_size = n
+            batch_size = len(X_train)
         batch_size = _check_int("batch_size", batch_size, 1, "batch_size=32")
-        if validation_data is not None and validation_split:
-            raise ConfigError(
-                invalid(
-                    "validation_split",
-                    "0 when validation_data is given",
-                    validation_split,
-                    "pass only one of the two",
-                )
-            )
-        X_val = y_val = None
-        if validation_data is not None:
-            if not (isinstance(validation_data, tuple | list) and len(validation_data) == 2):
-                raise ConfigError(
-                    invalid(
-                        "validation_data", "a pair (X_val, y_val)", type(validation_data).__name__
-                    )
-                )
-            X_val, y_val = self._check_data(*validation_data, names=("X_val", "y_val"))
-        elif validation_split:
-            n_val = round(n * validation_split)
-            if n_val < 1 or n_val >= n:
-                raise InputError(
-                    invalid(
-                        "validation_split",
-                        "a fraction leaving ≥ 1 sample on each side",
-                        f"{validation_split} of {n} samples",
-                    )
-                )
-            X_train, X_val = X_train[: n - n_val], X_train[n - n_val :]
-            y_train, y_val = y_train[: n - n_val], y_train[n - n_val :]
-            n -= n_val
+        X_train, y_train, validation = self._validation_split(
+            X_train, y_train, validation_data, validation_split
+        )
         for metric in self.metrics:
             metric.prepare(y_train)
 
@@ -302,46 +282,107 @@ class Model:
         if verbose:
             callback_list.append(ProgressBar(verbose))
         self._fit_epochs = epochs
-        self._fit_steps = math.ceil(n / batch_size)
+        self._fit_steps = math.ceil(len(X_train) / batch_size)
         self.stop_training = False
         for callback in callback_list:
             callback.set_model(self)
             callback.on_train_begin()
-
-        names = ["loss", *(metric.name for metric in self.metrics)]
-        regularized = any(layer.regularizers for layer in self.layers)
         for epoch in range(initial_epoch, epochs):
             for callback in callback_list:
                 callback.on_epoch_begin(epoch)
-            order = self._rng.permutation(n) if shuffle else None
-            totals = np.zeros(len(names))
-            for step, start in enumerate(range(0, n, batch_size)):
-                if order is None:
-                    xb, yb = (
-                        X_train[start : start + batch_size],
-                        y_train[start : start + batch_size],
-                    )
-                else:
-                    batch = order[start : start + batch_size]
-                    xb, yb = X_train[batch], y_train[batch]
-                _, sample_losses, scores = self.train_step(xb, yb)
-                penalty = self.regularization_penalty() if regularized else 0.0
-                values = [float(sample_losses.mean()) + penalty, *(float(s.mean()) for s in scores)]
-                totals += np.multiply(values, len(xb))
-                logs = dict(zip(names, values, strict=True))
-                for callback in callback_list:
-                    callback.on_batch_end(step, logs)
-            epoch_logs = dict(zip(names, (totals / n).tolist(), strict=True))
-            if X_val is not None:
-                val = self._evaluate_arrays(X_val, y_val)  # type: ignore[arg-type]
-                epoch_logs.update({f"val_{key}": value for key, value in val.items()})
+            try:
+                # a diverging run is caught by its loss (NumericalError), not by NumPy warnings
+                with np.errstate(over="ignore", invalid="ignore"):
+                    logs = self._train_epoch(X_train, y_train, batch_size, shuffle, callback_list)
+            except NumericalError as error:
+                warnings.warn(
+                    f"Training stopped at epoch {epoch + 1}, {error}", RuntimeWarning, stacklevel=2
+                )
+                break
+            if validation is not None:
+                val = self._evaluate_arrays(*validation)
+                logs.update({f"val_{key}": value for key, value in val.items()})
             for callback in callback_list:
-                callback.on_epoch_end(epoch, epoch_logs)
+                callback.on_epoch_end(epoch, logs)
             if self.stop_training:
                 break
         for callback in callback_list:
             callback.on_train_end()
         return history
+
+    def _validation_split(
+        self,
+        X: Array,
+        y: Array,
+        validation_data: tuple[ArrayLike, ArrayLike] | None,
+        validation_split: float,
+    ) -> tuple[Array, Array, tuple[Array, Array] | None]:
+        """(X_train, y_train, validation pair or None) from fit's two ways to validate."""
+        if validation_data is not None and validation_split:
+            raise ConfigError(
+                invalid(
+                    "validation_split",
+                    "0 when validation_data is given",
+                    validation_split,
+                    "pass only one of the two",
+                )
+            )
+        if validation_data is not None:
+            if not (isinstance(validation_data, tuple | list) and len(validation_data) == 2):
+                raise ConfigError(
+                    invalid(
+                        "validation_data", "a pair (X_val, y_val)", type(validation_data).__name__
+                    )
+                )
+            return X, y, self._check_data(*validation_data, names=("X_val", "y_val"))
+        if not validation_split:
+            return X, y, None
+        n = len(X)
+        n_val = round(n * validation_split)
+        if n_val < 1 or n_val >= n:
+            raise InputError(
+                invalid(
+                    "validation_split",
+                    "a fraction leaving ≥ 1 sample on each side",
+                    f"{validation_split} of {n} samples",
+                )
+            )
+        return X[: n - n_val], y[: n - n_val], (X[n - n_val :], y[n - n_val :])
+
+    def _train_epoch(
+        self,
+        X: Array,
+        y: Array,
+        batch_size: int,
+        shuffle: bool,
+        callbacks: Sequence[Callback],
+    ) -> dict[str, float]:
+        """One pass over shuffled batches; returns the sample-weighted epoch statistics."""
+        n = len(X)
+        names = ["loss", *(metric.name for metric in self.metrics)]
+        regularized = any(layer.regularizers for layer in self.layers)
+        order = self._rng.permutation(n) if shuffle else None
+        totals = [0.0] * len(names)
+        for step, start in enumerate(range(0, n, batch_size)):
+            if order is None:
+                xb, yb = X[start : start + batch_size], y[start : start + batch_size]
+            else:
+                batch = order[start : start + batch_size]
+                xb, yb = X[batch], y[batch]
+            try:
+                _, sample_losses, scores = self.train_step(xb, yb)
+            except NumericalError as error:
+                raise NumericalError(f"step {step + 1}: {error}") from None
+            size = len(xb)
+            penalty = self.regularization_penalty() if regularized else 0.0
+            values = [float(sample_losses.sum()) / size + penalty]
+            values += [float(score.sum()) / size for score in scores]
+            for index, value in enumerate(values):
+                totals[index] += value * size
+            logs = dict(zip(names, values, strict=True))
+            for callback in callbacks:
+                callback.on_batch_end(step, logs)
+        return {name: total / n for name, total in zip(names, totals, strict=True)}
 
     # -- evaluate / predict ------------------------------------------------------------------
     def evaluate(
@@ -504,7 +545,11 @@ def _check_int(argument: str, value: object, minimum: int, example: str) -> int:
 
 
 def _check_finite(array: Array, name: str) -> None:
-    if array.dtype.kind == "f" and not np.isfinite(array).all():
+    # A NaN or inf anywhere makes the sum non-finite, and a sum allocates nothing; only a
+    # non-finite sum (or one that overflowed) needs the element-wise scan.
+    if array.dtype.kind != "f" or np.isfinite(np.add.reduce(array, axis=None)):
+        return
+    if not np.isfinite(array).all():
         bad = ~np.isfinite(array)
         first = np.unravel_index(int(np.argmax(bad)), array.shape)
         kinds = [

@@ -19,6 +19,11 @@ class Activation(Layer):
     def backward(self, dvalues: Array) -> Array:
         raise NotImplementedError(f"{type(self).__name__} must define backward")
 
+    def forward_inplace(self, inputs: Array, *, training: bool = False) -> Array:
+        """``forward`` allowed to overwrite ``inputs``: a layer calls it on the
+        pre-activations it has just computed and owns, saving one array per step."""
+        return self.forward(inputs, training=training)
+
 
 @LAYERS.register("linear")
 class Linear(Activation):
@@ -40,6 +45,10 @@ class ReLU(Activation):
 
     def forward(self, inputs: Array, *, training: bool = False) -> Array:
         self._output = np.maximum(inputs, 0)
+        return self._output
+
+    def forward_inplace(self, inputs: Array, *, training: bool = False) -> Array:
+        self._output = np.maximum(inputs, 0, out=inputs)
         return self._output
 
     def backward(self, dvalues: Array) -> Array:
@@ -116,7 +125,11 @@ class Softmax(Activation):
     """
 
     def forward(self, inputs: Array, *, training: bool = False) -> Array:
-        exponentials = np.exp(inputs - inputs.max(axis=-1, keepdims=True))
+        return self.forward_inplace(inputs.copy(), training=training)
+
+    def forward_inplace(self, inputs: Array, *, training: bool = False) -> Array:
+        inputs -= inputs.max(axis=-1, keepdims=True)
+        exponentials = np.exp(inputs, out=inputs)
         exponentials /= exponentials.sum(axis=-1, keepdims=True)
         self._output = exponentials
         return exponentials

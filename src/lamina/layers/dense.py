@@ -30,7 +30,7 @@ class ActivatedLayer(Layer):
         z = self.linear_forward(inputs)
         if self.activation is None:
             return z
-        return self.activation.forward(z, training=training)
+        return self.activation.forward_inplace(z, training=training)
 
     def backward(self, dvalues: Array) -> Array | None:
         if self.activation is not None:
@@ -67,8 +67,9 @@ class Dense(ActivatedLayer):
         n_inputs: size n of each input row (W is n × m, notes §3.1).
         n_neurons: number of neurons m.
         activation: an activation name (``"relu"``, ``"softmax"``, ...), layer, or ``None``.
-        weight_init: ``"small"`` (0.01·N(0,1), the notes' default), ``"glorot_uniform"``
-            or ``"he_normal"``; biases start at zero (notes §1.1).
+        weight_init: ``"glorot_uniform"`` (the default, as in Keras; notes §1.8 "Glorot"),
+            ``"he_normal"``, or ``"small"`` (0.01·N(0,1), the notes' §1.1 choice, which learns
+            markedly slower); biases start at zero (notes §1.1).
         weight_l1, weight_l2, bias_l1, bias_l2: L1/L2 strengths λ (notes §1.6).
     Shape:
         inputs (batch, n_inputs) -> outputs (batch, n_neurons)
@@ -80,7 +81,7 @@ class Dense(ActivatedLayer):
         n_neurons: int,
         activation: str | Layer | None = None,
         *,
-        weight_init: str = "small",
+        weight_init: str = "glorot_uniform",
         weight_l1: float = 0.0,
         weight_l2: float = 0.0,
         bias_l1: float = 0.0,
@@ -123,7 +124,9 @@ class Dense(ActivatedLayer):
 
     def linear_forward(self, inputs: Array) -> Array:
         self._inputs = inputs  # X, needed for ∂L/∂W
-        return inputs @ self.params["weights"] + self.params["biases"]
+        z = np.matmul(inputs, self.params["weights"])
+        z += self.params["biases"]
+        return z
 
     def backward_linear(self, dz: Array) -> Array | None:
         weights, biases = self.params["weights"], self.params["biases"]

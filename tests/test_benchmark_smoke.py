@@ -1,0 +1,66 @@
+"""Smoke test of benchmarks/peers.py: one tiny run end to end, parent and worker processes.
+
+It checks that the script runs and reports, not how fast anything is (DESIGN §8: performance
+is measured in benchmarks/, never by timed unit tests).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+PEERS = Path(__file__).resolve().parents[1] / "benchmarks" / "peers.py"
+
+
+def run_peers(systems: str, results_dir: Path) -> tuple[str, dict[str, Any]]:
+    """Run a tiny benchmark; return its printed report and its results JSON."""
+    command = [
+        sys.executable, str(PEERS),
+        "--systems", systems, "--limit", "2000", "--epochs", "1", "--repeats", "1",
+        "--batch-sizes", "128", "--results-dir", str(results_dir),
+        # One thread: a multi-threaded OpenBLAS slows down many-fold when other jobs
+        # (parallel test runs) hold the cores, and this test only checks the plumbing.
+        "--threads", "1", "--env", "LAMINA_BENCH_SMOKE=1",
+    ]  # fmt: skip
+    process = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert process.returncode == 0, process.stderr
+    [path] = results_dir.glob("w1-*.json")
+    return process.stdout, json.loads(path.read_text())
+
+
+def check_run(report: str, results: dict[str, Any], system: str) -> None:
+    assert any(line.startswith(f"| {system} |") for line in report.splitlines()), report
+    [run] = [r for r in results["runs"] if r["system"] == system]
+    assert run["n_train"] == 2000
+    assert run["n_test"] == 10_000
+    assert run["train_samples_per_s"] > 0
+    assert run["inference_samples_per_s"] > 0
+    assert 0.0 <= run["test_accuracy"] <= 1.0
+    summary = results["summary"]["128"][system]
+    assert summary["train_samples_per_s"] == run["train_samples_per_s"]
+
+
+def test_lamina_run_prints_a_table_and_writes_results(tmp_path: Path) -> None:
+    report, results = run_peers("lamina", tmp_path)
+
+    assert "### w1 — batch size 128" in report
+    check_run(report, results, "lamina")
+    assert results["meta"]["threads"] == 1
+    assert results["meta"]["env"]["OPENBLAS_NUM_THREADS"] == "1"
+    assert results["meta"]["env"]["LAMINA_BENCH_SMOKE"] == "1"
+    assert set(results["meta"]["versions"]) >= {"python", "numpy", "lamina"}
+
+
+def test_torch_run_reports_a_ratio_to_lamina(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    report, results = run_peers("lamina,torch", tmp_path)
+
+    check_run(report, results, "lamina")
+    check_run(report, results, "torch")
+    [torch_row] = [line for line in report.splitlines() if line.startswith("| torch |")]
+    assert torch_row.rstrip(" |").endswith("×")
