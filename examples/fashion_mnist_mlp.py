@@ -20,9 +20,9 @@ import lamina as lm
 from lamina.layers import Dense
 
 
-def scale(images: np.ndarray) -> np.ndarray:
-    """Flatten 28×28 images to 784 features scaled from [0, 255] to [-1, 1] (notes §1.9)."""
-    return images.reshape(len(images), -1).astype(np.float32) / 127.5 - 1.0
+def flatten(images: np.ndarray) -> np.ndarray:
+    """28×28 images as rows of 784 float32 pixel values (notes §1.9 "Flattening")."""
+    return images.reshape(len(images), -1).astype(np.float32)
 
 
 def build(seed: int = 0) -> lm.Model:
@@ -51,11 +51,15 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     args = parser.parse_args(argv)
 
     (X_train, y_train), (X_test, y_test) = lm.datasets.fashion_mnist()
+    X_train, X_test = flatten(X_train), flatten(X_test)
+    # standardisation, fitted on the training images only (notes §1.5, §1.9)
+    mean, std = X_train.mean(axis=0), X_train.std(axis=0) + 1e-3
+    X_train, X_test = (X_train - mean) / std, (X_test - mean) / std
     model = build(args.seed)
     model.summary()
     start = time.perf_counter()
     history = model.fit(
-        scale(X_train),
+        X_train,
         y_train,
         epochs=args.epochs,
         batch_size=128,
@@ -63,7 +67,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         verbose=args.verbose,
     )
     seconds = time.perf_counter() - start
-    result = model.evaluate(scale(X_test), y_test)
+    result = model.evaluate(X_test, y_test)
     print(
         f"test accuracy {result['accuracy']:.4f}, test loss {result['loss']:.4f} "
         f"({args.epochs} epochs in {seconds:.1f} s)"

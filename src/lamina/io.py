@@ -31,6 +31,7 @@ def atomic_write(path: PathLike, data: bytes) -> None:
     folder = target.parent if str(target.parent) else Path(".")
     handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
     try:
+        os.fchmod(handle, _file_mode(target))
         with os.fdopen(handle, "wb") as file:
             file.write(data)
             file.flush()
@@ -46,6 +47,16 @@ def atomic_write(path: PathLike, data: bytes) -> None:
             os.fsync(directory)
         finally:
             os.close(directory)
+
+
+def _file_mode(target: Path) -> int:
+    """The mode the file would get from a plain ``open``: the old file's, else 0666 & ~umask."""
+    try:
+        return os.stat(target).st_mode & 0o777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def model_tensors(model: Model) -> dict[str, np.ndarray]:
