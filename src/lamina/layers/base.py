@@ -35,6 +35,8 @@ class Layer:
     """
 
     has_params: ClassVar[bool] = False
+    # forward returns a new array this layer does not keep, so the next step may overwrite it
+    fresh_output: ClassVar[bool] = False
 
     def __init__(self, *, name: str | None = None) -> None:
         self.name = name
@@ -93,6 +95,14 @@ class Layer:
             (reg.penalty(self.params[key]) for key, reg in self.regularizers.items()),
             0.0,
         )
+
+    def gradient_buffers(self) -> dict[str, Array]:
+        """``grads`` as arrays shaped like ``params``, allocated once and then reused:
+        backward writes into them with ``out=`` (fresh ones cost page faults every step)."""
+        grads = self.grads
+        if any(grads.get(k) is None or grads[k].dtype != v.dtype for k, v in self.params.items()):
+            self.grads = grads = {key: np.empty_like(value) for key, value in self.params.items()}
+        return grads
 
     def add_regularization_gradients(self) -> None:
         for key, reg in self.regularizers.items():

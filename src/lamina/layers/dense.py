@@ -129,13 +129,10 @@ class Dense(ActivatedLayer):
         return z
 
     def backward_linear(self, dz: Array) -> Array | None:
-        weights, biases = self.params["weights"], self.params["biases"]
-        if self.grads.get("weights") is None or self.grads["weights"].dtype != dz.dtype:
-            self.grads = {"weights": np.empty_like(weights), "biases": np.empty_like(biases)}
-        # Written into the same arrays every step: a fresh 400 kB gradient per step costs
-        # page faults (benchmarks/README.md).
-        np.matmul(self._inputs.T, dz, out=self.grads["weights"])
-        np.sum(dz, axis=0, out=self.grads["biases"])
+        weights = self.params["weights"]
+        grads = self.gradient_buffers()
+        np.matmul(self._inputs.T, dz, out=grads["weights"])
+        np.sum(dz, axis=0, out=grads["biases"])
         self.add_regularization_gradients()
         if not self.input_grad:
             return None
@@ -157,10 +154,10 @@ class Dense(ActivatedLayer):
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Dense:
-        return cls(**_with_activation_built(config))
+        return cls(**with_activation_built(config))
 
 
-def _with_activation_built(config: dict[str, Any]) -> dict[str, Any]:
+def with_activation_built(config: dict[str, Any]) -> dict[str, Any]:
     """A config whose ``activation`` spec dict (non-default arguments) is built into a layer."""
     spec = config.get("activation")
     if isinstance(spec, dict):

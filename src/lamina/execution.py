@@ -1,0 +1,111 @@
+"""How a model runs its layers: a flat list of steps, built once at compile time.
+
+A layer with an ``activation=`` shortcut becomes two steps, its linear part and the
+activation, so that the plan can
+
+- apply an activation in place on an array nobody keeps (the pre-activations a layer has
+  just computed, or the output of a ``fresh_output`` layer such as BatchNorm), and take its
+  backward in place on a gradient the pass owns;
+- pool before ReLU when a ReLU feeds a MaxPool2D: max and ReLU commute
+  (both are monotone), so ``MaxPool(ReLU(z)) = ReLU(MaxPool(z))`` bit for bit, the
+  gradients are the same too (the window's winner is the same element; a window whose
+  maximum is ≤ 0 passes no gradient either way), and ReLU touches a quarter of the values;
+- stop backward before a final Softmax whose gradient the loss gives directly,
+  ∂L/∂z = (ŷ − y)/N (notes §1.3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+
+from lamina.layers.activations import Activation, ReLU, Softmax
+from lamina.layers.base import Layer
+from lamina.layers.dense import ActivatedLayer
+from lamina.layers.pooling import MaxPool2D
+
+Array = np.ndarray
+
+
+class Step(Protocol):
+    def forward(self, inputs: Array, *, training: bool = False) -> Array: ...
+
+    def backward(self, dvalues: Array) -> Array | None: ...
+
+
+class LinearStep:
+    """The parametric part of an :class:`ActivatedLayer` (``z = X·W + b``, a convolution)."""
+
+    def __init__(self, layer: ActivatedLayer) -> None:
+        self.layer = layer
+
+    def forward(self, inputs: Array, *, training: bool = False) -> Array:
+        return self.layer.linear_forward(inputs)
+
+    def backward(self, dvalues: Array) -> Array | None:
+        return self.layer.backward_linear(dvalues)
+
+
+class InPlaceActivation:
+    """An activation shortcut, run in place: its input is an array nobody else keeps."""
+
+    def __init__(self, activation: Activation) -> None:
+        self.activation = activation
+
+    def forward(self, inputs: Array, *, training: bool = False) -> Array:
+        return self.activation.forward_inplace(inputs, training=training)
+
+    def backward(self, dvalues: Array) -> Array:
+        return self.activation.backward_inplace(dvalues)
+
+
+class ExecutionPlan:
+    """The steps of a model's forward pass and the steps its backward pass goes through."""
+
+    def __init__(self, layers: Sequence[Layer], *, loss_takes_softmax: bool) -> None:
+        steps: list[Step] = []
+        for layer in layers:
+            if isinstance(layer, ActivatedLayer):
+                steps.append(LinearStep(layer))
+                if layer.activation is not None:
+                    steps.append(InPlaceActivation(layer.activation))
+            elif isinstance(layer, Activation) and steps and _gives_away_output(steps[-1]):
+                steps.append(InPlaceActivation(layer))
+            else:
+                steps.append(layer)
+        for index in range(len(steps) - 1):
+            activation, pool = steps[index : index + 2]
+            if (
+                isinstance(activation, InPlaceActivation)
+                and type(activation.activation) is ReLU
+                and isinstance(pool, MaxPool2D)
+            ):
+                steps[index], steps[index + 1] = pool, activation
+        self.steps = steps
+        self.fused_softmax = loss_takes_softmax and _is_softmax(steps[-1])
+        self.backward_steps = steps[:-1] if self.fused_softmax else steps
+
+    def forward(self, inputs: Array, *, training: bool) -> Array:
+        for step in self.steps:
+            inputs = step.forward(inputs, training=training)
+        return inputs
+
+    def backward(self, dvalues: Array) -> None:
+        """Backpropagate ∂L/∂(output of the last backward step) through every step."""
+        gradient: Array | None = dvalues
+        for step in reversed(self.backward_steps):
+            if gradient is None:  # the first layer computes no ∂L/∂inputs
+                break
+            gradient = step.backward(gradient)
+
+
+def _gives_away_output(step: Step) -> bool:
+    """Whether a step's output is a new array nobody keeps (safe to overwrite in place)."""
+    return isinstance(step, LinearStep) or getattr(step, "fresh_output", False)
+
+
+def _is_softmax(step: Step) -> bool:
+    inner = step.activation if isinstance(step, InPlaceActivation) else step
+    return type(inner) is Softmax

@@ -1,0 +1,166 @@
+"""Batch normalization (notes §1.11 "Batch Normalization")."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from lamina.errors import ConfigError, ShapeError, invalid
+from lamina.layers.base import LAYERS, Array, Layer, Shape, format_shape
+
+
+@LAYERS.register("batch_norm")
+class BatchNorm(Layer):
+    r"""Batch normalization over the last axis: features of (N, F) rows, or channels of NHWC.
+
+    Training (notes §1.11, with DESIGN §9's fix: divide by √(σ² + ε), not by σ²), over the
+    m = N (or N·H·W) values of each feature:
+
+        μ = (1/m) Σ x      σ² = (1/m) Σ (x − μ)²      x̂ = (x − μ)/√(σ² + ε)
+        y = γ x̂ + β
+
+    Backward, with δ = ∂L/∂y:
+
+        ∂L/∂γ = Σ δ x̂      ∂L/∂β = Σ δ
+        ∂L/∂x = γ/(m √(σ² + ε)) · (m δ − Σ δ − x̂ Σ (δ x̂))
+
+    Inference uses the running statistics instead of the batch's, so a sample's output does
+    not depend on the rest of its batch. They follow Keras's momentum convention:
+    ``running = momentum · running + (1 − momentum) · batch`` (PyTorch's ``momentum=0.1``
+    is Keras's 0.9); the running variance takes the unbiased batch variance m/(m − 1) · σ²,
+    as PyTorch does.
+
+    Args:
+        n_features: F, the size of the last axis.
+        momentum: weight of the old running statistics, in [0, 1).
+        epsilon: ε > 0 added to the variance.
+    Shape:
+        inputs (batch, F) or (batch, H, W, F) -> outputs of the same shape
+    """
+
+    has_params = True
+
+    fresh_output = True
+
+    def __init__(
+        self,
+        n_features: int,
+        momentum: float = 0.9,
+        epsilon: float = 1e-5,
+        *,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name=name)
+        if (
+            not isinstance(n_features, int | np.integer)
+            or isinstance(n_features, bool)
+            or n_features < 1
+        ):
+            raise ConfigError(invalid("BatchNorm.n_features", "a positive int", repr(n_features)))
+        if not (isinstance(momentum, int | float) and 0 <= momentum < 1):
+            raise ConfigError(
+                invalid(
+                    "BatchNorm.momentum",
+                    "a float in [0, 1)",
+                    repr(momentum),
+                    "use 0.9 (Keras) — PyTorch's 0.1 means the same",
+                )
+            )
+        if not (isinstance(epsilon, int | float) and epsilon > 0):
+            raise ConfigError(invalid("BatchNorm.epsilon", "a float > 0", repr(epsilon)))
+        self.n_features = int(n_features)
+        self.momentum = float(momentum)
+        self.epsilon = float(epsilon)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        dtype = self.dtype or np.dtype(np.float32)
+        self.params["gamma"] = np.ones(self.n_features, dtype=dtype)
+        self.params["beta"] = np.zeros(self.n_features, dtype=dtype)
+        self.state["running_mean"] = np.zeros(self.n_features, dtype=dtype)
+        self.state["running_var"] = np.ones(self.n_features, dtype=dtype)
+
+    @property
+    def dtype(self) -> np.dtype | None:
+        return self.params["gamma"].dtype if "gamma" in self.params else None
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        if input_shape[-1] is not None and input_shape[-1] != self.n_features:
+            raise ShapeError(self._mismatch(format_shape(input_shape)))
+        return input_shape
+
+    def _mismatch(self, received: str) -> str:
+        return (
+            f"{self.describe()} normalizes {self.n_features} features (the last axis), but "
+            f"received inputs of shape {received}. Fix: set n_features to the size of the "
+            "last axis of the layer before."
+        )
+
+    def forward(self, inputs: Array, *, training: bool = False) -> Array:
+        if inputs.ndim < 2 or inputs.shape[-1] != self.n_features:
+            raise ShapeError(self._mismatch(str(inputs.shape)))
+        gamma, beta = self.params["gamma"], self.params["beta"]
+        rows = inputs.reshape(-1, self.n_features)  # one row per value of each feature
+        if not training:
+            scale = gamma / np.sqrt(self.state["running_var"] + self.epsilon)
+            self._scale, self._centered = scale, None
+            out = rows * scale
+            out += beta - self.state["running_mean"] * scale
+            return out.reshape(inputs.shape)
+        m = len(rows)
+        mean = self._column_sums(rows) / m
+        centered = rows - mean
+        variance = np.einsum("ij,ij->j", centered, centered) / m
+        inverse_std = 1.0 / np.sqrt(variance + self.epsilon)
+        self._centered, self._inverse_std = centered, inverse_std
+        self._update_running(mean, variance * (m / max(m - 1, 1)))
+        out = centered * (gamma * inverse_std)
+        out += beta
+        return out.reshape(inputs.shape)
+
+    def _column_sums(self, rows: Array) -> Array:
+        """Σ over rows per feature, as ones·rows: one BLAS pass (4× faster than rows.sum(0))."""
+        ones = self.__dict__.get("_ones")
+        if ones is None or len(ones) != len(rows) or ones.dtype != rows.dtype:
+            self._ones = ones = np.ones(len(rows), dtype=rows.dtype)
+        return ones @ rows
+
+    def _update_running(self, mean: Array, unbiased_variance: Array) -> None:
+        momentum = self.momentum
+        running_mean, running_var = self.state["running_mean"], self.state["running_var"]
+        running_mean *= momentum
+        running_mean += (1 - momentum) * mean.astype(running_mean.dtype, copy=False)
+        running_var *= momentum
+        running_var += (1 - momentum) * unbiased_variance.astype(running_var.dtype, copy=False)
+
+    def backward(self, dvalues: Array) -> Array:
+        gamma = self.params["gamma"]
+        grads = self.gradient_buffers()
+        delta = dvalues.reshape(-1, self.n_features)
+        if self._centered is None:  # inference mode: y = x·scale + shift
+            grads["gamma"][...] = 0
+            grads["beta"][...] = 0
+            return (delta * self._scale).reshape(dvalues.shape)
+        centered, inverse_std, m = self._centered, self._inverse_std, len(delta)
+        sum_delta = self._column_sums(delta)
+        sum_delta_centered = np.einsum("ij,ij->j", delta, centered)  # Σ δ (x − μ)
+        grads["gamma"][...] = sum_delta_centered * inverse_std  # Σ δ x̂
+        grads["beta"][...] = sum_delta
+        # ∂L/∂x = γ/√(σ²+ε) · (δ − Σδ/m − x̂ Σ(δ x̂)/m), with x̂ = (x − μ)/√(σ²+ε):
+        # per feature, a·δ + b·(x − μ) + c
+        a = gamma * inverse_std
+        b = -a * inverse_std * inverse_std * sum_delta_centered / m
+        c = -a * sum_delta / m
+        dx = delta * a
+        dx += centered * b
+        dx += c
+        return dx.reshape(dvalues.shape)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "n_features": self.n_features,
+            "momentum": self.momentum,
+            "epsilon": self.epsilon,
+        }
