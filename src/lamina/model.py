@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
@@ -20,6 +20,7 @@ from lamina import losses as losses_module
 from lamina import metrics as metrics_module
 from lamina import optimizers as optimizers_module
 from lamina._arena import ParameterArena
+from lamina.batches import ArrayBatches, BatchSource, is_batch_stream, stream_for
 from lamina.callbacks import Callback, History, ProgressBar
 from lamina.errors import ConfigError, InputError, NotCompiledError, NumericalError, invalid
 from lamina.execution import ExecutionPlan
@@ -27,10 +28,21 @@ from lamina.layers.base import LAYERS, Layer, Shape, format_shape
 from lamina.losses import CategoricalCrossentropy, Loss
 from lamina.metrics import Metric
 from lamina.optimizers import Optimizer
+from lamina.validation import check_finite, numeric_samples, positive_int, targets_for
 
 Array = np.ndarray
 
 PREDICT_BATCH_SIZE = 1024
+
+Augmentation = Callable[[Array, np.random.Generator], Array]
+
+
+class Transformer(Protocol):
+    """What a model needs of its preprocessing (``lamina.preprocessing.Pipeline`` has it)."""
+
+    def fit(self, X: Array, y: Array | None = None) -> Any: ...
+
+    def transform(self, X: Array) -> Array: ...
 
 
 class Model:
@@ -44,10 +56,24 @@ class Model:
             count give bit-identical weights. ``None`` keeps the layers' parameters as
             constructed and draws fresh entropy for shuffling and dropout.
         dtype: ``"float32"`` (fast, the default) or ``"float64"`` (gradient checks).
+        preprocessing: a transformer (``lamina.preprocessing.Pipeline([...])`` or anything
+            with ``fit``/``transform``) that ``fit`` fits on the training portion only —
+            never on validation or test data — and that ``fit``, ``evaluate`` and
+            ``predict`` apply to their inputs (notes §1.5, §1.9). Fitted once, on the first
+            ``fit``; a pipeline fitted beforehand is used as it is.
+        augmentation: a callable ``(images, rng) -> images`` (``lamina.augmentation``), or a
+            list of them, applied to every training batch in ``fit`` with a Generator seeded
+            from ``seed``; never at evaluation or prediction (notes §1.5).
     """
 
     def __init__(
-        self, layers: Sequence[Layer], seed: int | None = None, dtype: DTypeLike = "float32"
+        self,
+        layers: Sequence[Layer],
+        seed: int | None = None,
+        dtype: DTypeLike = "float32",
+        *,
+        preprocessing: Transformer | None = None,
+        augmentation: Augmentation | Sequence[Augmentation] | None = None,
     ) -> None:
         if isinstance(layers, Layer) or not isinstance(layers, Sequence) or not layers:
             raise ConfigError(
@@ -70,6 +96,8 @@ class Model:
             raise ConfigError(invalid("dtype", "'float32' or 'float64'", repr(dtype)))
         self.layers = list(layers)
         self.seed = seed
+        self.preprocessing = preprocessing
+        self.augmentation = _augmentation_list(augmentation)
         self._name_layers()
         self._seed_layers()
         for layer in self.layers:
@@ -108,9 +136,10 @@ class Model:
 
     def _seed_layers(self) -> None:
         sequence = np.random.SeedSequence(self.seed)
-        children = sequence.spawn(len(self.layers) + 1)
-        self._rng = np.random.default_rng(children[0])
-        for layer, child in zip(self.layers, children[1:], strict=True):
+        children = sequence.spawn(len(self.layers) + 2)
+        self._rng = np.random.default_rng(children[0])  # shuffling
+        self._augment_rng = np.random.default_rng(children[-1])
+        for layer, child in zip(self.layers, children[1:-1], strict=True):
             layer.rng = np.random.default_rng(child)
             if self.seed is not None:
                 layer.reset_parameters()
@@ -219,8 +248,8 @@ class Model:
     # -- fit -----------------------------------------------------------------------------
     def fit(
         self,
-        X: ArrayLike,
-        y: ArrayLike,
+        X: ArrayLike | Any,
+        y: ArrayLike | None = None,
         epochs: int = 1,
         batch_size: int | None = 32,
         validation_data: tuple[ArrayLike, ArrayLike] | None = None,
@@ -235,6 +264,9 @@ class Model:
         Args:
             X, y: training samples (batch axis first) and targets: integer labels or one-hot
                 rows for categorical cross-entropy, 0/1 for binary, values for regression.
+                For data that does not fit in memory, X can instead be a stream of
+                ``(X_batch, y_batch)`` pairs and y None: a Sequence (``len`` and ``[i]``, like
+                ``keras.utils.Sequence``) or a generator function (see ``lamina.batches``).
             batch_size: samples per optimizer step; ``None`` = the whole set at once.
             validation_data: ``(X_val, y_val)`` evaluated after each epoch (notes §1.5).
             validation_split: fraction of (X, y), taken from the end before shuffling, held
@@ -247,8 +279,8 @@ class Model:
             A :class:`~lamina.callbacks.History` with epoch-wise and step-wise statistics.
         """
         self._require_compiled("fit")
-        epochs = _check_int("epochs", epochs, 0, "epochs=10")
-        initial_epoch = _check_int("initial_epoch", initial_epoch, 0, "initial_epoch=0")
+        epochs = positive_int("epochs", epochs, 0, "epochs=10")
+        initial_epoch = positive_int("initial_epoch", initial_epoch, 0, "initial_epoch=0")
         if verbose not in (0, 1, 2):
             raise ConfigError(invalid("verbose", "0, 1 or 2", repr(verbose)))
         if not (isinstance(validation_split, int | float) and 0 <= validation_split < 1):
@@ -257,15 +289,16 @@ class Model:
                     "validation_split", "a float in [0, 1)", repr(validation_split), "use e.g. 0.1"
                 )
             )
-        X_train, y_train = self._check_data(X, y)
-        if batch_size is None:
-            batch_size = len(X_train)
-        batch_size = _check_int("batch_size", batch_size, 1, "batch_size=32")
-        X_train, y_train, validation = self._validation_split(
-            X_train, y_train, validation_data, validation_split
-        )
-        for metric in self.metrics:
-            metric.prepare(y_train)
+        if batch_size is not None:
+            batch_size = positive_int("batch_size", batch_size, 1, "batch_size=32")
+        if is_batch_stream(X):
+            batches, validation = self._stream_batches(
+                X, y, validation_data, validation_split, shuffle, epochs - initial_epoch
+            )
+        else:
+            batches, validation = self._array_batches(
+                X, y, batch_size, validation_data, validation_split, shuffle
+            )
 
         history = History()
         self.history = history
@@ -273,7 +306,7 @@ class Model:
         if verbose:
             callback_list.append(ProgressBar(verbose))
         self._fit_epochs = epochs
-        self._fit_steps = math.ceil(len(X_train) / batch_size)
+        self._fit_steps = batches.steps
         self.stop_training = False
         for callback in callback_list:
             callback.set_model(self)
@@ -284,7 +317,7 @@ class Model:
             try:
                 # a diverging run is caught by its loss (NumericalError), not by NumPy warnings
                 with np.errstate(over="ignore", invalid="ignore"):
-                    logs = self._train_epoch(X_train, y_train, batch_size, shuffle, callback_list)
+                    logs = self._train_epoch(batches, callback_list)
             except NumericalError as error:
                 warnings.warn(
                     f"Training stopped at epoch {epoch + 1}, {error}", RuntimeWarning, stacklevel=2
@@ -301,70 +334,108 @@ class Model:
             callback.on_train_end()
         return history
 
-    def _validation_split(
+    def _array_batches(
         self,
-        X: Array,
-        y: Array,
+        X: ArrayLike,
+        y: ArrayLike | None,
+        batch_size: int | None,
         validation_data: tuple[ArrayLike, ArrayLike] | None,
         validation_split: float,
-    ) -> tuple[Array, Array, tuple[Array, Array] | None]:
-        """(X_train, y_train, validation pair or None) from fit's two ways to validate."""
-        if validation_data is not None and validation_split:
+        shuffle: bool,
+    ) -> tuple[ArrayBatches, tuple[Array, Array] | None]:
+        """Checked training batches and validation arrays from in-memory data; the
+        preprocessing is fitted on the training portion only (notes §1.9)."""
+        if y is None:
+            raise InputError(
+                invalid(
+                    "y",
+                    "targets for X",
+                    "None",
+                    "pass fit(X, y), or a stream of (X_batch, y_batch) as X",
+                )
+            )
+        X_raw = numeric_samples(X, "X")
+        y_raw = targets_for(y, len(X_raw), ("X", "y"))
+        validation_raw: tuple[Any, Any] | None = None
+        if validation_data is not None:
+            validation_raw = _validation_pair(validation_data, validation_split)
+        elif validation_split:
+            n = len(X_raw)
+            n_val = round(n * validation_split)
+            if n_val < 1 or n_val >= n:
+                raise InputError(
+                    invalid(
+                        "validation_split",
+                        "a fraction leaving ≥ 1 sample on each side",
+                        f"{validation_split} of {n} samples",
+                    )
+                )
+            validation_raw = (X_raw[n - n_val :], y_raw[n - n_val :])
+            X_raw, y_raw = X_raw[: n - n_val], y_raw[: n - n_val]
+        pre = self.preprocessing
+        if pre is not None and not getattr(pre, "fitted", False):
+            pre.fit(X_raw, y_raw)
+        X_train, y_train = self._check_data(X_raw, y_raw)
+        for metric in self.metrics:
+            metric.prepare(y_train)
+        validation = None
+        if validation_raw is not None:
+            validation = self._check_data(*validation_raw, names=("X_val", "y_val"))
+        size = len(X_train) if batch_size is None else batch_size
+        return ArrayBatches(X_train, y_train, size, shuffle, self._rng), validation
+
+    def _stream_batches(
+        self,
+        X: Any,
+        y: ArrayLike | None,
+        validation_data: tuple[ArrayLike, ArrayLike] | None,
+        validation_split: float,
+        shuffle: bool,
+        epochs: int,
+    ) -> tuple[BatchSource, tuple[Array, Array] | None]:
+        """Training batches from a Sequence or generator, each checked as it arrives."""
+        if y is not None:
+            raise ConfigError(
+                invalid(
+                    "y",
+                    "None when X is a stream of (X_batch, y_batch)",
+                    type(y).__name__,
+                    "leave y out",
+                )
+            )
+        if validation_split:
             raise ConfigError(
                 invalid(
                     "validation_split",
-                    "0 when validation_data is given",
+                    "0 for a stream of batches",
                     validation_split,
-                    "pass only one of the two",
+                    "pass validation_data=(X_val, y_val)",
                 )
             )
+        self._require_fitted_preprocessing("fit on a stream of batches")
+        source = stream_for(X, self._check_data, shuffle, self._rng, epochs)
+        validation = None
         if validation_data is not None:
-            if not (isinstance(validation_data, tuple | list) and len(validation_data) == 2):
-                raise ConfigError(
-                    invalid(
-                        "validation_data", "a pair (X_val, y_val)", type(validation_data).__name__
-                    )
-                )
-            return X, y, self._check_data(*validation_data, names=("X_val", "y_val"))
-        if not validation_split:
-            return X, y, None
-        n = len(X)
-        n_val = round(n * validation_split)
-        if n_val < 1 or n_val >= n:
-            raise InputError(
-                invalid(
-                    "validation_split",
-                    "a fraction leaving ≥ 1 sample on each side",
-                    f"{validation_split} of {n} samples",
-                )
+            validation = self._check_data(
+                *_validation_pair(validation_data, 0.0), names=("X_val", "y_val")
             )
-        return X[: n - n_val], y[: n - n_val], (X[n - n_val :], y[n - n_val :])
+        return source, validation
 
-    def _train_epoch(
-        self,
-        X: Array,
-        y: Array,
-        batch_size: int,
-        shuffle: bool,
-        callbacks: Sequence[Callback],
-    ) -> dict[str, float]:
-        """One pass over shuffled batches; returns the sample-weighted epoch statistics."""
-        n = len(X)
+    def _train_epoch(self, batches: BatchSource, callbacks: Sequence[Callback]) -> dict[str, float]:
+        """One pass over the batches; returns the sample-weighted epoch statistics."""
         names = ["loss", *(metric.name for metric in self.metrics)]
         regularized = any(layer.regularizers for layer in self.layers)
-        order = self._rng.permutation(n) if shuffle else None
         totals = [0.0] * len(names)
-        for step, start in enumerate(range(0, n, batch_size)):
-            if order is None:
-                xb, yb = X[start : start + batch_size], y[start : start + batch_size]
-            else:
-                batch = order[start : start + batch_size]
-                xb, yb = X[batch], y[batch]
+        seen = 0
+        for step, (xb, yb) in enumerate(batches):
+            for augment in self.augmentation:
+                xb = augment(xb, self._augment_rng)
             try:
                 _, sample_losses, scores = self.train_step(xb, yb)
             except NumericalError as error:
                 raise NumericalError(f"step {step + 1}: {error}") from None
             size = len(xb)
+            seen += size
             penalty = self.regularization_penalty() if regularized else 0.0
             values = [float(sample_losses.sum()) / size + penalty]
             values += [float(score.sum()) / size for score in scores]
@@ -373,7 +444,7 @@ class Model:
             logs = dict(zip(names, values, strict=True))
             for callback in callbacks:
                 callback.on_batch_end(step, logs)
-        return {name: total / n for name, total in zip(names, totals, strict=True)}
+        return {name: total / max(seen, 1) for name, total in zip(names, totals, strict=True)}
 
     # -- evaluate / predict ------------------------------------------------------------------
     def evaluate(
@@ -413,33 +484,20 @@ class Model:
         return outputs
 
     def _batched_forward(self, X: Array, batch_size: int | None) -> Iterator[tuple[int, Array]]:
-        size = _check_int("batch_size", batch_size or PREDICT_BATCH_SIZE, 1, "batch_size=256")
+        size = positive_int("batch_size", batch_size or PREDICT_BATCH_SIZE, 1, "batch_size=256")
         for start in range(0, len(X), size):
             yield start, self.forward(X[start : start + size], training=False)
 
     # -- input validation --------------------------------------------------------------------
     def _check_inputs(self, X: ArrayLike, name: str) -> Array:
-        array = np.asarray(X)
-        if array.dtype.kind not in "biuf":
-            raise InputError(
-                invalid(
-                    name,
-                    "a numeric array",
-                    f"dtype {array.dtype}",
-                    f"convert {name} with np.asarray({name}, dtype=np.float32)",
-                )
-            )
-        if array.ndim == 0 or len(array) == 0:
-            raise InputError(
-                invalid(
-                    name,
-                    "at least one sample",
-                    f"shape {array.shape}",
-                    "pass a non-empty array, batch axis first",
-                )
-            )
+        """Model inputs from raw X: checked, preprocessed, cast, and shape-checked."""
+        array = numeric_samples(X, name)
+        if self.preprocessing is not None:
+            self._require_fitted_preprocessing("evaluate or predict")
+            array = np.asarray(self.preprocessing.transform(array))
         array = array.astype(self.dtype, copy=False)
-        _check_finite(array, name)
+        if self.preprocessing is not None:
+            check_finite(array, f"{name} after preprocessing")
         self._output_shape(array.shape[1:])
         return array
 
@@ -447,33 +505,22 @@ class Model:
         self, X: ArrayLike, y: ArrayLike, names: tuple[str, str] = ("X", "y")
     ) -> tuple[Array, Array]:
         X_checked = self._check_inputs(X, names[0])
-        targets = np.asarray(y)
-        if targets.dtype.kind not in "biuf":
-            raise InputError(
-                invalid(
-                    names[1],
-                    "numeric targets",
-                    f"dtype {targets.dtype}",
-                    "encode class names as integers 0..n_classes-1",
-                )
-            )
-        if targets.ndim == 0 or len(targets) != len(X_checked):
-            received = "a scalar" if targets.ndim == 0 else f"{len(targets)} targets"
-            raise InputError(
-                invalid(
-                    names[1],
-                    f"one target per sample ({len(X_checked)})",
-                    f"{received} for {len(X_checked)} samples",
-                    f"pass {names[0]} and {names[1]} of the same length",
-                )
-            )
-        _check_finite(targets, names[1])
+        targets = targets_for(y, len(X_checked), names)
         n_outputs = self._output_shape(X_checked.shape[1:])[-1]
         assert self.loss is not None and n_outputs is not None
         targets = self.loss.prepare_targets(targets, n_outputs)
         if targets.ndim > 1 or not isinstance(self.loss, CategoricalCrossentropy):
             targets = targets.astype(self.dtype, copy=False)  # no float64 upcasts in the loss
         return X_checked, targets
+
+    def _require_fitted_preprocessing(self, action: str) -> None:
+        pre = self.preprocessing
+        if pre is not None and not getattr(pre, "fitted", True):
+            raise NotCompiledError(
+                f"The model's preprocessing is not fitted yet, so it cannot {action}. Fix: "
+                "call model.fit(X_train, y_train) first, or fit the pipeline on training "
+                "data: model.preprocessing.fit(X_train)."
+            )
 
     # -- saving ----------------------------------------------------------------------------
     def save_weights(self, path: str | os.PathLike[str]) -> None:
@@ -527,33 +574,34 @@ class Model:
         return f"Model({len(self.layers)} layers, {self.count_params():,} params)"
 
 
-def _check_int(argument: str, value: object, minimum: int, example: str) -> int:
-    if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < minimum:
+def _validation_pair(validation_data: Any, validation_split: float) -> tuple[Any, Any]:
+    if validation_split:
         raise ConfigError(
-            invalid(argument, f"an int ≥ {minimum}", repr(value), f"use e.g. {example}")
-        )
-    return int(value)
-
-
-def _check_finite(array: Array, name: str) -> None:
-    # A NaN or inf anywhere makes the sum non-finite, and a sum allocates nothing; only a
-    # non-finite sum (or one that overflowed) needs the element-wise scan.
-    if array.dtype.kind != "f" or np.isfinite(np.add.reduce(array, axis=None)):
-        return
-    if not np.isfinite(array).all():
-        bad = ~np.isfinite(array)
-        first = np.unravel_index(int(np.argmax(bad)), array.shape)
-        kinds = [
-            k
-            for k, present in (("NaN", np.isnan(array).any()), ("inf", np.isinf(array).any()))
-            if present
-        ]
-        raise InputError(
             invalid(
-                name,
-                "finite values",
-                f"{int(bad.sum())} {'/'.join(kinds)} "
-                f"value(s), the first at index {tuple(map(int, first))}",
-                "drop or impute those samples before training",
+                "validation_split",
+                "0 when validation_data is given",
+                validation_split,
+                "pass only one of the two",
             )
         )
+    if not (isinstance(validation_data, tuple | list) and len(validation_data) == 2):
+        raise ConfigError(
+            invalid("validation_data", "a pair (X_val, y_val)", type(validation_data).__name__)
+        )
+    return validation_data[0], validation_data[1]
+
+
+def _augmentation_list(
+    augmentation: Augmentation | Sequence[Augmentation] | None,
+) -> list[Augmentation]:
+    if augmentation is None:
+        return []
+    steps: list[Augmentation] = (
+        list(augmentation) if isinstance(augmentation, list | tuple) else [augmentation]  # type: ignore[list-item]
+    )
+    for index, step in enumerate(steps):
+        if not callable(step):
+            raise ConfigError(
+                invalid(f"augmentation[{index}]", "a callable (images, rng)", type(step).__name__)
+            )
+    return steps

@@ -1,0 +1,143 @@
+"""Where training batches come from: in-memory arrays, or a stream for data that does not
+fit in memory (notes §1.9 "Batches", "Shuffling").
+
+- :class:`ArrayBatches`: each epoch permutes the sample *indices* and gathers one batch at
+  a time, so shuffling never copies the data set.
+- :class:`SequenceBatches`: an object with ``__len__`` (batches per epoch) and
+  ``__getitem__(i) -> (X_batch, y_batch)``, like ``keras.utils.Sequence``; shuffling
+  permutes the batch order; an ``on_epoch_end()`` method, if any, is called after each epoch.
+- :class:`IterableBatches`: a function returning an iterator of ``(X_batch, y_batch)`` (a
+  generator function), called once per epoch; or a one-shot generator for a single epoch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
+
+import numpy as np
+
+from lamina.errors import ConfigError, InputError, invalid
+
+Array = np.ndarray
+Batch = tuple[Array, Array]
+Prepare = Callable[[Any, Any], Batch]  # raw (X_batch, y_batch) -> checked model inputs
+
+
+class BatchSource(Protocol):
+    def __iter__(self) -> Iterator[Batch]: ...
+
+    @property
+    def steps(self) -> int | None: ...
+
+
+class ArrayBatches:
+    """Batches of in-memory arrays, in a new random order every epoch when ``shuffle``."""
+
+    def __init__(
+        self, X: Array, y: Array, batch_size: int, shuffle: bool, rng: np.random.Generator
+    ) -> None:
+        self.X, self.y, self.batch_size, self.shuffle, self.rng = X, y, batch_size, shuffle, rng
+
+    @property
+    def steps(self) -> int:
+        return -(-len(self.X) // self.batch_size)
+
+    def __iter__(self) -> Iterator[Batch]:
+        n, size = len(self.X), self.batch_size
+        if not self.shuffle:
+            for start in range(0, n, size):
+                yield self.X[start : start + size], self.y[start : start + size]
+            return
+        order = self.rng.permutation(n)
+        for start in range(0, n, size):
+            batch = order[start : start + size]
+            yield self.X[batch], self.y[batch]
+
+
+class SequenceBatches:
+    """Batches from a ``Sequence`` (``len`` + ``[i]``), each checked by ``prepare``."""
+
+    def __init__(
+        self, sequence: Any, prepare: Prepare, shuffle: bool, rng: np.random.Generator
+    ) -> None:
+        self.sequence, self.prepare, self.shuffle, self.rng = sequence, prepare, shuffle, rng
+        if len(sequence) < 1:
+            raise InputError(
+                invalid(
+                    "X",
+                    "a Sequence of at least one batch",
+                    f"{type(sequence).__name__} of length {len(sequence)}",
+                )
+            )
+
+    @property
+    def steps(self) -> int:
+        return len(self.sequence)
+
+    def __iter__(self) -> Iterator[Batch]:
+        count = len(self.sequence)
+        order = self.rng.permutation(count) if self.shuffle else range(count)
+        for index in order:
+            yield self.prepare(*_pair(self.sequence[int(index)], f"X[{index}]"))
+        if callable(getattr(self.sequence, "on_epoch_end", None)):
+            self.sequence.on_epoch_end()
+
+
+class IterableBatches:
+    """Batches from a generator function (called once per epoch) or a one-shot iterator."""
+
+    def __init__(self, source: Any, prepare: Prepare, epochs: int) -> None:
+        self.prepare = prepare
+        if callable(source) and not hasattr(source, "__next__"):
+            self.make: Callable[[], Any] = source
+        elif epochs <= 1:
+            iterator = iter(source)
+            self.make = lambda: iterator
+        else:
+            raise ConfigError(
+                invalid(
+                    "X",
+                    "a Sequence, or a function returning a new batch iterator each epoch",
+                    f"a one-shot {type(source).__name__} for {epochs} epochs",
+                    "pass the generator function itself (f, not f()), or epochs=1",
+                )
+            )
+
+    @property
+    def steps(self) -> int | None:
+        return None
+
+    def __iter__(self) -> Iterator[Batch]:
+        for index, item in enumerate(self.make()):
+            yield self.prepare(*_pair(item, f"batch {index}"))
+
+
+def is_batch_stream(X: Any) -> bool:
+    """Whether fit's X is a stream of batches (Sequence, generator function, iterator)
+    rather than an array of samples."""
+    if isinstance(X, np.ndarray | list | tuple) or hasattr(X, "__array__"):
+        return False
+    sequence = hasattr(X, "__len__") and hasattr(X, "__getitem__")
+    return sequence or callable(X) or hasattr(X, "__next__")
+
+
+def stream_for(
+    X: Any, prepare: Prepare, shuffle: bool, rng: np.random.Generator, epochs: int
+) -> SequenceBatches | IterableBatches:
+    if hasattr(X, "__len__") and hasattr(X, "__getitem__"):
+        return SequenceBatches(X, prepare, shuffle, rng)
+    return IterableBatches(X, prepare, epochs)
+
+
+def _pair(item: Any, where: str) -> tuple[Any, Any]:
+    if not (isinstance(item, tuple | list) and len(item) == 2):
+        raise InputError(
+            invalid(
+                where,
+                "a pair (X_batch, y_batch)",
+                type(item).__name__,
+                "yield/return (X_batch, y_batch) tuples",
+            )
+        )
+    return item[0], item[1]

@@ -1,0 +1,97 @@
+"""Checks on the data users pass in: each failure names the argument, what was expected,
+what was received and the fix (DESIGN §1 "Safe and clear")."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from lamina.errors import ConfigError, InputError, invalid
+
+Array = np.ndarray
+
+
+def numeric_samples(X: ArrayLike, name: str) -> Array:
+    """X as an array of numbers with at least one sample on axis 0, finite if float."""
+    array = np.asarray(X)
+    if array.dtype.kind not in "biuf":
+        raise InputError(
+            invalid(
+                name,
+                "a numeric array",
+                f"dtype {array.dtype}",
+                f"convert {name} with np.asarray({name}, dtype=np.float32)",
+            )
+        )
+    if array.ndim == 0 or len(array) == 0:
+        raise InputError(
+            invalid(
+                name,
+                "at least one sample",
+                f"shape {array.shape}",
+                "pass a non-empty array, batch axis first",
+            )
+        )
+    check_finite(array, name)
+    return array
+
+
+def targets_for(y: ArrayLike, n_samples: int, names: tuple[str, str]) -> Array:
+    """y as numeric, finite targets, one per sample of ``names[0]``."""
+    targets = np.asarray(y)
+    if targets.dtype.kind not in "biuf":
+        raise InputError(
+            invalid(
+                names[1],
+                "numeric targets",
+                f"dtype {targets.dtype}",
+                "encode class names as integers 0..n_classes-1",
+            )
+        )
+    if targets.ndim == 0 or len(targets) != n_samples:
+        received = "a scalar" if targets.ndim == 0 else f"{len(targets)} targets"
+        raise InputError(
+            invalid(
+                names[1],
+                f"one target per sample ({n_samples})",
+                f"{received} for {n_samples} samples",
+                f"pass {names[0]} and {names[1]} of the same length",
+            )
+        )
+    check_finite(targets, names[1])
+    return targets
+
+
+def check_finite(array: Array, name: str) -> None:
+    """An InputError counting the NaN/inf values of ``array`` and locating the first."""
+    # A NaN or inf anywhere makes the sum non-finite, and a sum allocates nothing; only a
+    # non-finite sum (or one that overflowed) needs the element-wise scan.
+    if array.dtype.kind != "f" or np.isfinite(np.add.reduce(array, axis=None)):
+        return
+    bad = ~np.isfinite(array)
+    if not bad.any():
+        return
+    first = np.unravel_index(int(np.argmax(bad)), array.shape)
+    kinds = [
+        kind
+        for kind, present in (("NaN", np.isnan(array).any()), ("inf", np.isinf(array).any()))
+        if present
+    ]
+    raise InputError(
+        invalid(
+            name,
+            "finite values",
+            f"{int(bad.sum())} {'/'.join(kinds)} value(s), the first at index "
+            f"{tuple(map(int, first))}",
+            "drop or impute those samples before training",
+        )
+    )
+
+
+def positive_int(argument: str, value: object, minimum: int, example: str) -> int:
+    """``value`` as an int ≥ ``minimum`` (bools refused), or a ConfigError."""
+    if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < minimum:
+        raise ConfigError(
+            invalid(argument, f"an int ≥ {minimum}", repr(value), f"use e.g. {example}")
+        )
+    return int(value)

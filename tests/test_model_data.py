@@ -1,0 +1,160 @@
+"""How a model takes its data: preprocessing fitted on the training portion only,
+augmentation per batch in training only, and streams of batches (notes §1.5, §1.9)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+import lamina as lm
+
+L = lm.layers
+
+
+class MeanCentering:
+    """A minimal transformer: learns the per-feature mean of what it is fitted on."""
+
+    def __init__(self) -> None:
+        self.mean_: np.ndarray | None = None
+        self.fit_calls = 0
+
+    @property
+    def fitted(self) -> bool:
+        return self.mean_ is not None
+
+    def fit(self, X: np.ndarray, y: np.ndarray | None = None) -> MeanCentering:
+        self.mean_ = X.astype(np.float64).mean(axis=0)
+        self.fit_calls += 1
+        return self
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        assert self.mean_ is not None
+        return (X - self.mean_).astype(np.float32)
+
+
+def classifier(**kwargs: object) -> lm.Model:
+    model = lm.Model([L.Dense(4, 3, activation="softmax")], seed=0, **kwargs)  # type: ignore[arg-type]
+    model.compile(loss="categorical_crossentropy", optimizer="adam")
+    return model
+
+
+@pytest.fixture
+def data() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((100, 4)) + np.arange(100)[:, None]  # a trend: portions differ
+    return X.astype(np.float32), rng.integers(0, 3, 100)
+
+
+def test_preprocessing_is_fitted_on_the_training_portion_only(
+    data: tuple[np.ndarray, np.ndarray],
+) -> None:
+    X, y = data
+    centering = MeanCentering()
+    model = classifier(preprocessing=centering)
+    model.fit(X, y, epochs=1, validation_split=0.2, verbose=0)
+    np.testing.assert_allclose(centering.mean_, X[:80].astype(np.float64).mean(axis=0))
+    assert not np.allclose(centering.mean_, X.astype(np.float64).mean(axis=0))
+    model.fit(X, y, epochs=1, validation_data=(X[:10], y[:10]), verbose=0)
+    assert centering.fit_calls == 1  # fitted once; later fits keep the statistics
+
+
+def test_evaluate_and_predict_apply_the_preprocessing(data: tuple[np.ndarray, np.ndarray]) -> None:
+    X, y = data
+    model = classifier(preprocessing=MeanCentering())
+    model.fit(X, y, epochs=2, verbose=0)
+    plain = lm.Model([L.Dense(4, 3, activation="softmax")], seed=0)
+    plain.layers[0].params = {k: v.copy() for k, v in model.layers[0].params.items()}
+    expected = plain.predict(model.preprocessing.transform(X))  # type: ignore[union-attr]
+    np.testing.assert_array_equal(model.predict(X), expected)
+
+
+def test_unfitted_preprocessing_at_prediction_is_explained() -> None:
+    model = classifier(preprocessing=MeanCentering())
+    with pytest.raises(lm.errors.NotCompiledError, match="preprocessing is not fitted"):
+        model.predict(np.zeros((2, 4)))
+
+
+def test_augmentation_runs_in_training_only_and_is_seeded(
+    data: tuple[np.ndarray, np.ndarray],
+) -> None:
+    X, y = data
+    seen: list[np.ndarray] = []
+
+    def jitter(batch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        out = batch + rng.normal(0, 0.1, batch.shape).astype(batch.dtype)
+        seen.append(out)
+        return out
+
+    runs = []
+    for _ in range(2):
+        seen.clear()
+        model = classifier(augmentation=[jitter])
+        model.fit(X, y, epochs=2, batch_size=25, verbose=0)
+        runs.append([batch.copy() for batch in seen])
+        assert len(seen) == 8
+        model.predict(X)
+        model.evaluate(X, y)
+        assert len(seen) == 8  # not at inference
+    for a, b in zip(*runs, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+class Batches:
+    """A Sequence of batches (len + [i]), like keras.utils.Sequence."""
+
+    def __init__(self, X: np.ndarray, y: np.ndarray, size: int) -> None:
+        self.X, self.y, self.size = X, y, size
+        self.epochs_ended = 0
+
+    def __len__(self) -> int:
+        return -(-len(self.X) // self.size)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        part = slice(index * self.size, (index + 1) * self.size)
+        return self.X[part], self.y[part]
+
+    def on_epoch_end(self) -> None:
+        self.epochs_ended += 1
+
+
+def test_fit_takes_a_sequence_of_batches(data: tuple[np.ndarray, np.ndarray]) -> None:
+    X, y = data
+    sequence = Batches(X, y, 32)
+    a = classifier()
+    history = a.fit(sequence, epochs=3, shuffle=False, verbose=0)
+    assert sequence.epochs_ended == 3 and len(history.steps["loss"]) == 12
+    b = classifier()
+    b.fit(X, y, epochs=3, batch_size=32, shuffle=False, verbose=0)
+    np.testing.assert_array_equal(a.layers[0].params["weights"], b.layers[0].params["weights"])
+
+
+def test_fit_takes_a_generator_function(data: tuple[np.ndarray, np.ndarray]) -> None:
+    X, y = data
+
+    def batches() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for start in range(0, 100, 50):
+            yield X[start : start + 50], y[start : start + 50]
+
+    history = classifier().fit(batches, epochs=2, validation_data=(X, y), verbose=0)
+    assert len(history.steps["loss"]) == 4 and "val_loss" in history.history
+    with pytest.raises(lm.errors.ConfigError, match="generator function itself"):
+        classifier().fit(batches(), epochs=2, verbose=0)
+
+
+def test_bad_batches_in_a_stream_are_explained(data: tuple[np.ndarray, np.ndarray]) -> None:
+    X, y = data
+
+    def nan_batches() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        yield X[:10], y[:10]
+        bad = X[10:20].copy()
+        bad[2, 1] = np.nan
+        yield bad, y[10:20]
+
+    with pytest.raises(lm.errors.InputError, match="NaN"):
+        classifier().fit(nan_batches, epochs=1, verbose=0)
+    with pytest.raises(lm.errors.InputError, match="pair"):
+        classifier().fit(lambda: iter([X[:10]]), epochs=1, verbose=0)
+    with pytest.raises(lm.errors.ConfigError, match="y"):
+        classifier().fit(Batches(X, y, 10), y, verbose=0)
