@@ -7,6 +7,7 @@ The hand-worked problem: one parameter θ₀ = 1 and loss f(θ) = θ², so ∇θ
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -236,3 +237,38 @@ def test_bad_hyper_parameters_are_named(build: Callable[[], Optimizer], match: s
 def test_unknown_optimizer_name_suggests_the_nearest() -> None:
     with pytest.raises(ValueError, match="Did you mean 'adam'"):
         opt.get("adma")
+
+
+def test_clipvalue_limits_each_gradient_element() -> None:
+    theta, grad = np.zeros(3), np.array([-5.0, 0.2, 3.0])
+    opt.SGD(learning_rate=1.0, clipvalue=0.5).step([("theta", theta, grad)])
+    np.testing.assert_allclose(theta, [0.5, -0.2, -0.5])
+
+
+def test_clipnorm_rescales_by_the_global_norm() -> None:
+    a, b = np.zeros(2), np.zeros(1)
+    ga, gb = np.array([3.0, 0.0]), np.array([4.0])  # global norm 5
+    opt.SGD(learning_rate=1.0, clipnorm=1.0).step([("a", a, ga), ("b", b, gb)])
+    np.testing.assert_allclose(np.concatenate([a, b]), [-0.6, 0.0, -0.8])
+    small = np.array([0.3])
+    theta = np.zeros(1)
+    opt.SGD(learning_rate=1.0, clipnorm=1.0).step([("t", theta, small)])
+    np.testing.assert_allclose(theta, [-0.3])  # under the limit: unchanged
+
+
+def test_clipnorm_keeps_a_diverging_run_finite() -> None:
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((100, 4)).astype(np.float32)
+    y = X[:, :1] * 3
+    for clipnorm, should_diverge in ((None, True), (1.0, False)):
+        model = lm.Model([lm.layers.Dense(4, 1)], seed=0)
+        model.compile(
+            loss="mean_squared_error", optimizer=opt.SGD(learning_rate=10.0, clipnorm=clipnorm)
+        )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            history = model.fit(X, y, epochs=20, batch_size=10, verbose=0)
+        diverged = any("Training stopped" in str(w.message) for w in caught)
+        assert diverged is should_diverge
+        if not should_diverge:
+            assert len(history.epoch) == 20 and np.isfinite(history.history["loss"]).all()

@@ -36,15 +36,43 @@ def _check(
     return float(value)  # type: ignore[arg-type]
 
 
+def _positive(owner: str, argument: str, value: object) -> float:
+    if not (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    ):
+        raise ConfigError(invalid(f"{owner}.{argument}", "a float > 0 or None", repr(value)))
+    return float(value)
+
+
 class Optimizer:
-    """Base class: the decay schedule, the step counter and the per-parameter slots."""
+    """Base class: the decay schedule, the step counter, the per-parameter slots, and
+    gradient clipping (notes §2.2) shared by every optimizer.
+
+    Args:
+        learning_rate: η₀.
+        decay: the 1/t decay rate (notes §1.4).
+        clipnorm: if set, all gradients are scaled by c/‖g‖ when their global norm exceeds c.
+        clipvalue: if set, every gradient element is clipped to [−c, c].
+    """
 
     slot_names: tuple[str, ...] = ()  # the per-parameter state an update keeps
 
-    def __init__(self, learning_rate: float, decay: float = 0.0) -> None:
+    def __init__(
+        self,
+        learning_rate: float,
+        decay: float = 0.0,
+        *,
+        clipnorm: float | None = None,
+        clipvalue: float | None = None,
+    ) -> None:
         name = type(self).__name__
         self.learning_rate = _check(name, "learning_rate", learning_rate, 0, math.inf)
         self.decay = _check(name, "decay", decay, 0, math.inf)
+        self.clipnorm = None if clipnorm is None else _positive(name, "clipnorm", clipnorm)
+        self.clipvalue = None if clipvalue is None else _positive(name, "clipvalue", clipvalue)
         self.iterations = 0
         self.slots: dict[str, dict[str, Array]] = {}
         self._scratch: Array | None = None
@@ -67,6 +95,7 @@ class Optimizer:
         """
         learning_rate = self.current_learning_rate
         self.iterations += 1
+        self._clip([grad for _, _, grad in parameters] if flat is None else [flat[1]])
         if flat is not None:
             theta, grad = flat
             slots = self._flat_slots(parameters, theta)
@@ -98,6 +127,19 @@ class Optimizer:
         self._flat_keys, self._flat_slot_arrays = keys, flat
         return flat
 
+    def _clip(self, grads: list[Array]) -> None:
+        """Gradient clipping (notes §2.2), in place, before the update:
+        ``clipvalue`` limits each element to [−c, c]; ``clipnorm`` rescales all gradients
+        together by c/‖g‖ when their global norm ‖g‖ = √(Σ g²) exceeds c."""
+        if self.clipvalue is not None:
+            for grad in grads:
+                np.clip(grad, -self.clipvalue, self.clipvalue, out=grad)
+        if self.clipnorm is not None:
+            norm = math.sqrt(sum(float(np.vdot(grad, grad)) for grad in grads))
+            if norm > self.clipnorm:
+                for grad in grads:
+                    grad *= self.clipnorm / norm
+
     def update(
         self, theta: Array, grad: Array, slots: dict[str, Array], lr: float, scratch: Array
     ) -> None:
@@ -114,7 +156,12 @@ class Optimizer:
         return buffer[: theta.size].reshape(theta.shape)
 
     def get_config(self) -> dict[str, Any]:
-        return {"learning_rate": self.learning_rate, "decay": self.decay}
+        return {
+            "learning_rate": self.learning_rate,
+            "decay": self.decay,
+            "clipnorm": self.clipnorm,
+            "clipvalue": self.clipvalue,
+        }
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Optimizer:
@@ -145,8 +192,11 @@ class SGD(Optimizer):
         decay: float = 0.0,
         momentum: float = 0.0,
         dampening: float = 0.0,
+        *,
+        clipnorm: float | None = None,
+        clipvalue: float | None = None,
     ) -> None:
-        super().__init__(learning_rate, decay)
+        super().__init__(learning_rate, decay, clipnorm=clipnorm, clipvalue=clipvalue)
         self.momentum = _check("SGD", "momentum", momentum, 0, 1)
         self.dampening = _check("SGD", "dampening", dampening, 0, 1)
         if not self.momentum:
@@ -178,9 +228,15 @@ class Adagrad(Optimizer):
     slot_names = ("cache",)
 
     def __init__(
-        self, learning_rate: float = 1.0, decay: float = 0.0, epsilon: float = 1e-7
+        self,
+        learning_rate: float = 1.0,
+        decay: float = 0.0,
+        epsilon: float = 1e-7,
+        *,
+        clipnorm: float | None = None,
+        clipvalue: float | None = None,
     ) -> None:
-        super().__init__(learning_rate, decay)
+        super().__init__(learning_rate, decay, clipnorm=clipnorm, clipvalue=clipvalue)
         self.epsilon = _check("Adagrad", "epsilon", epsilon, 0, 1)
 
     def update(
@@ -213,8 +269,11 @@ class RMSprop(Optimizer):
         decay: float = 0.0,
         rho: float = 0.9,
         epsilon: float = 1e-7,
+        *,
+        clipnorm: float | None = None,
+        clipvalue: float | None = None,
     ) -> None:
-        super().__init__(learning_rate, decay)
+        super().__init__(learning_rate, decay, clipnorm=clipnorm, clipvalue=clipvalue)
         self.rho = _check("RMSprop", "rho", rho, 0, 1)
         self.epsilon = _check("RMSprop", "epsilon", epsilon, 0, 1)
 
@@ -253,8 +312,11 @@ class Adadelta(Optimizer):
         decay: float = 0.0,
         rho: float = 0.95,
         epsilon: float = 1e-6,
+        *,
+        clipnorm: float | None = None,
+        clipvalue: float | None = None,
     ) -> None:
-        super().__init__(learning_rate, decay)
+        super().__init__(learning_rate, decay, clipnorm=clipnorm, clipvalue=clipvalue)
         self.rho = _check("Adadelta", "rho", rho, 0, 1)
         self.epsilon = _check("Adadelta", "epsilon", epsilon, 0, 1)
 
@@ -298,8 +360,11 @@ class Adam(Optimizer):
         beta_1: float = 0.9,
         beta_2: float = 0.999,
         epsilon: float = 1e-7,
+        *,
+        clipnorm: float | None = None,
+        clipvalue: float | None = None,
     ) -> None:
-        super().__init__(learning_rate, decay)
+        super().__init__(learning_rate, decay, clipnorm=clipnorm, clipvalue=clipvalue)
         self.beta_1 = _check("Adam", "beta_1", beta_1, 0, 1)
         self.beta_2 = _check("Adam", "beta_2", beta_2, 0, 1)
         self.epsilon = _check("Adam", "epsilon", epsilon, 0, 1)
