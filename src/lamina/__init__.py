@@ -23,6 +23,7 @@ from lamina import (
     regularizers,
 )
 from lamina.gradcheck import GradcheckReport, gradcheck
+from lamina.io import load_model
 from lamina.model import Model
 
 __version__ = "0.1.0"
@@ -38,6 +39,7 @@ __all__ = [
     "initializers",
     "io",
     "layers",
+    "load_model",
     "losses",
     "metrics",
     "optimizers",

@@ -137,3 +137,116 @@ def _model_arrays(model: Model) -> Iterator[tuple[str, np.ndarray]]:
         for store in (layer.params, layer.state):
             for key, array in store.items():
                 yield f"{layer.name}/{key}", array
+
+
+# --------------------------------------------------------------------------- model files
+# One .lamina file is a zip (DESIGN §6): config.json (deflated) and safetensors members
+# (stored, not compressed). Loading trusts nothing: member names come from a fixed list,
+# sizes are bounded before anything is read, every member's CRC-32 is checked (safetensors
+# has no checksum of its own), the JSON is parsed with limits and validated field by field,
+# classes come only from lamina's registries, and tensors must match the model exactly.
+
+FORMAT = "lamina-model"
+FORMAT_VERSION = 1
+CONFIG_LIMIT = 16 * 1024 * 1024  # bytes of config.json
+MEMBERS = (
+    "config.json",
+    "weights.safetensors",
+    "optimizer.safetensors",
+    "preprocessing.safetensors",
+)
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed timestamps: the same model gives the same bytes
+
+
+def save_model(model: Model, path: PathLike, *, include_optimizer: bool = True) -> None:
+    """Write the whole model — architecture, weights, loss, optimizer hyper-parameters and
+    state, preprocessing, training progress — as one .lamina file, atomically."""
+    import io as bytes_io
+    import json
+    import zipfile
+
+    from safetensors.numpy import save
+
+    from lamina.model_state import model_config, optimizer_tensors, preprocessing_tensors
+
+    members: dict[str, bytes] = {
+        "config.json": json.dumps(
+            model_config(model, include_optimizer), indent=1, allow_nan=False
+        ).encode(),
+        "weights.safetensors": save(model_tensors(model)),
+    }
+    optimizer_state = optimizer_tensors(model) if include_optimizer else {}
+    if optimizer_state:
+        members["optimizer.safetensors"] = save(optimizer_state)
+    preprocessing_state = preprocessing_tensors(model)
+    if preprocessing_state:
+        members["preprocessing.safetensors"] = save(preprocessing_state)
+    buffer = bytes_io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in members.items():
+            info = zipfile.ZipInfo(name, date_time=_ZIP_TIME)
+            info.compress_type = (
+                zipfile.ZIP_DEFLATED if name.endswith(".json") else (zipfile.ZIP_STORED)
+            )
+            archive.writestr(info, data)
+    atomic_write(path, buffer.getvalue())
+
+
+def load_model(path: PathLike) -> Model:
+    """Read a .lamina file written by :func:`save_model`; any problem with the file raises
+    :class:`ModelFileError` naming it. Never unpickles or imports anything from the file."""
+    from lamina.model_state import build_model
+
+    members = read_members(path)
+    return build_model(members, str(path))
+
+
+def read_members(path: PathLike) -> dict[str, bytes]:
+    """The members of a .lamina zip, after checking names, sizes and CRC-32."""
+    import io as bytes_io
+    import zipfile
+    where = str(path)
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise ModelFileError(f"No model file at {where!r}. Fix: check the path.") from None
+    except OSError as error:
+        raise ModelFileError(f"Cannot read {where!r}: {error}.") from None
+    try:
+        archive = zipfile.ZipFile(bytes_io.BytesIO(data))
+        infos = archive.infolist()
+    except Exception as error:  # hostile bytes: zipfile may raise nearly anything
+        raise ModelFileError(
+            f"{where!r} is not a lamina model file (not a readable zip: {error}). "
+            "Fix: pass a file written by Model.save."
+        ) from None
+    names = [info.filename for info in infos]
+    unknown = sorted(set(names) - set(MEMBERS))
+    if unknown or len(names) != len(set(names)):
+        problem = f"unexpected entries {unknown[:5]}" if unknown else "duplicate entries"
+        raise ModelFileError(f"{where!r} has {problem}; a lamina model holds only {MEMBERS}.")
+    for required in ("config.json", "weights.safetensors"):
+        if required not in names:
+            raise ModelFileError(f"{where!r} has no {required}: it is not a complete model.")
+    members: dict[str, bytes] = {}
+    for info in infos:
+        limit = CONFIG_LIMIT if info.filename == "config.json" else len(data)
+        stored = info.compress_type == zipfile.ZIP_STORED
+        if info.file_size > limit or (stored and info.file_size != info.compress_size):
+            raise ModelFileError(
+                f"{where!r}: entry {info.filename!r} declares {info.file_size} bytes, more "
+                "than the file can hold (a zip bomb or a corrupt file)."
+            )
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise ModelFileError(f"{where!r}: entry {info.filename!r} uses an unknown compression.")
+        try:
+            content = archive.read(info)  # checks the CRC-32
+        except Exception as error:  # BadZipFile, zlib.error, encryption flags, EOF...
+            raise ModelFileError(
+                f"{where!r}: entry {info.filename!r} is corrupt ({error}). Fix: use an intact "
+                "copy of the file."
+            ) from None
+        if len(content) != info.file_size:
+            raise ModelFileError(f"{where!r}: entry {info.filename!r} is truncated.")
+        members[info.filename] = content
+    return members

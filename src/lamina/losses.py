@@ -224,10 +224,10 @@ def _one_hot(y_true: Array, n_classes: int, dtype: np.dtype) -> Array:
     return one_hot
 
 
-def registered_name(loss: Loss) -> str | None:
-    """The registry name of a loss instance, or None for a user's own Loss subclass."""
+def kind_of(loss: Loss) -> str | None:
+    """The registry name of the loss, or of the registered loss it subclasses; else None."""
     for name, cls in LOSSES.items():
-        if type(loss) is cls:
+        if isinstance(loss, cls):
             return name
     return None
 

@@ -109,6 +109,7 @@ class Model:
         self.optimizer: Optimizer | None = None
         self.metrics: list[Metric] = []
         self.history: History | None = None
+        self.epochs_done = 0  # completed epochs, saved with the model for resuming
         self.stop_training = False
         self._plan = ExecutionPlan(self.layers, loss_takes_softmax=False)
         self._arena: ParameterArena | None = None
@@ -176,7 +177,7 @@ class Model:
         cross-entropy, backward uses the fused ∂L/∂z = (ŷ − y)/N (notes §1.3)."""
         self.loss = losses_module.get(loss)
         self.optimizer = optimizers_module.get(optimizer)
-        loss_name = losses_module.registered_name(self.loss)
+        loss_name = losses_module.kind_of(self.loss)
         self.metrics = [metrics_module.get(m, loss_name) for m in (metrics or ())]
         self._plan = ExecutionPlan(
             self.layers, loss_takes_softmax=isinstance(self.loss, CategoricalCrossentropy)
@@ -300,8 +301,7 @@ class Model:
                 X, y, batch_size, validation_data, validation_split, shuffle
             )
 
-        history = History()
-        self.history = history
+        history = self._history_for(initial_epoch)
         callback_list = [history, *callbacks]
         if verbose:
             callback_list.append(ProgressBar(verbose))
@@ -326,6 +326,7 @@ class Model:
             if validation is not None:
                 val = self._evaluate_arrays(*validation)
                 logs.update({f"val_{key}": value for key, value in val.items()})
+            self.epochs_done = epoch + 1
             for callback in callback_list:
                 callback.on_epoch_end(epoch, logs)
             if self.stop_training:
@@ -333,6 +334,15 @@ class Model:
         for callback in callback_list:
             callback.on_train_end()
         return history
+
+    def _history_for(self, initial_epoch: int) -> History:
+        """A new History, or — when ``initial_epoch`` continues the epochs this model has
+        done (after ``load_model``, say) — the model's History, to be extended."""
+        history = self.history
+        if initial_epoch and history is not None and initial_epoch == self.epochs_done:
+            return history
+        self.history = History()
+        return self.history
 
     def _array_batches(
         self,
@@ -523,6 +533,14 @@ class Model:
             )
 
     # -- saving ----------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike[str], *, include_optimizer: bool = True) -> None:
+        """Save the whole model as one ``.lamina`` file (DESIGN §6, notes §1.10 "State"):
+        architecture, weights, loss, optimizer hyper-parameters and state, preprocessing,
+        augmentation and training progress, written atomically. ``lamina.load_model``
+        reads it back; ``fit(..., initial_epoch=model.epochs_done)`` then continues
+        exactly where training stopped."""
+        io.save_model(self, path, include_optimizer=include_optimizer)
+
     def save_weights(self, path: str | os.PathLike[str]) -> None:
         """Save parameters only, as safetensors, atomically (notes §1.10 "State")."""
         io.save_weights(self, path)
