@@ -454,6 +454,8 @@ class Model:
             logs = dict(zip(names, values, strict=True))
             for callback in callbacks:
                 callback.on_batch_end(step, logs)
+            if self.stop_training:  # a callback (TerminateOnNaN) asked to stop now
+                break
         return {name: total / max(seen, 1) for name, total in zip(names, totals, strict=True)}
 
     # -- evaluate / predict ------------------------------------------------------------------
