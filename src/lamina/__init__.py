@@ -10,6 +10,7 @@ The public API (DESIGN §3)::
 """
 
 from lamina import (
+    augmentation,
     callbacks,
     datasets,
     errors,
@@ -18,8 +19,11 @@ from lamina import (
     layers,
     losses,
     metrics,
+    model_selection,
+    onnx,
     optimizers,
     plot,
+    preprocessing,
     regularizers,
 )
 from lamina.gradcheck import GradcheckReport, gradcheck
@@ -32,6 +36,7 @@ __all__ = [
     "GradcheckReport",
     "Model",
     "__version__",
+    "augmentation",
     "callbacks",
     "datasets",
     "errors",
@@ -42,7 +47,10 @@ __all__ = [
     "load_model",
     "losses",
     "metrics",
+    "model_selection",
+    "onnx",
     "optimizers",
     "plot",
+    "preprocessing",
     "regularizers",
 ]

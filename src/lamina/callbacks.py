@@ -400,3 +400,13 @@ class CSVLogger(Callback):
         writer.writeheader()
         writer.writerows(self._rows)
         atomic_write(self.path, text.getvalue().encode())
+
+
+# Callbacks a TOML config can name (LearningRateScheduler takes a function: Python only).
+CALLBACKS: dict[str, type[Callback]] = {
+    "early_stopping": EarlyStopping,
+    "model_checkpoint": ModelCheckpoint,
+    "terminate_on_nan": TerminateOnNaN,
+    "reduce_lr_on_plateau": ReduceLROnPlateau,
+    "csv_logger": CSVLogger,
+}

@@ -205,6 +205,7 @@ def read_members(path: PathLike) -> dict[str, bytes]:
     """The members of a .lamina zip, after checking names, sizes and CRC-32."""
     import io as bytes_io
     import zipfile
+
     where = str(path)
     try:
         data = Path(path).read_bytes()

@@ -114,3 +114,12 @@ def get(metric: str | Metric, loss_name: str | None) -> Metric:
             )
         return _ACCURACY_FOR_LOSS[loss_name]()
     return METRICS.lookup(metric)()
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """Counts C[i, j] of samples of true class i predicted as class j; its diagonal over its
+    row sums is each class's accuracy."""
+    truth = np.asarray(y_true, dtype=np.intp).ravel()
+    guess = np.asarray(y_pred, dtype=np.intp).ravel()
+    flat = np.bincount(truth * n_classes + guess, minlength=n_classes * n_classes)
+    return flat.reshape(n_classes, n_classes).astype(np.int64)

@@ -110,6 +110,8 @@ class Model:
         self.metrics: list[Metric] = []
         self.history: History | None = None
         self.epochs_done = 0  # completed epochs, saved with the model for resuming
+        # JSON-able facts saved with the model: class names, the raw input shape, the data
+        self.metadata: dict[str, Any] = {}
         self.stop_training = False
         self._plan = ExecutionPlan(self.layers, loss_takes_softmax=False)
         self._arena: ParameterArena | None = None

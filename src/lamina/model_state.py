@@ -60,6 +60,7 @@ def model_config(model: Model, include_optimizer: bool) -> dict[str, Any]:
             "dtype": model.dtype.name,
         },
         "compile": compiled,
+        "metadata": model.metadata,
         "preprocessing": _preprocessing_spec(model),
         "augmentation": [_augmentation_spec(step) for step in model.augmentation],
         "training": {
@@ -223,6 +224,7 @@ def _build(config: dict[str, Any], members: dict[str, bytes], where: str) -> Mod
     if compiled is not None:
         _compile(model, _checked(compiled, dict, "compile"), members, where)
     _restore_training(model, _field(config, "training", dict), where)
+    model.metadata = _checked(config.get("metadata", {}), dict, "metadata")
     return model
 
 
