@@ -7,7 +7,7 @@ FMNIST := /usr/share/datasets/fashion-mnist
 .PHONY: run test lint bench data clean
 
 run: $(VENV)/.installed data
-	$(BIN)/python examples/fashion_mnist_mlp.py --out runs/fashion_mnist_mlp
+	$(BIN)/lamina train examples/fashion_mnist_mlp.toml --out runs/fashion_mnist_mlp --verbose 2
 
 test: $(VENV)/.installed data
 	$(BIN)/ruff check src tests examples $(wildcard benchmarks)

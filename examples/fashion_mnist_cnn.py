@@ -17,6 +17,7 @@ import time
 import numpy as np
 
 import lamina as lm
+from lamina.augmentation import RandomFlip, RandomShift
 from lamina.layers import BatchNorm, Conv2D, Dense, Dropout, Flatten, Layer, MaxPool2D
 
 
@@ -32,7 +33,9 @@ def convolution(in_channels: int, filters: int, batchnorm: bool) -> list[Layer]:
     return [conv, MaxPool2D(2)]
 
 
-def build(batchnorm: bool = False, seed: int = 0) -> lm.Model:
+def build(batchnorm: bool = False, seed: int = 0, augment: bool = False) -> lm.Model:
+    # per training batch: a random horizontal flip and a shift of up to 10 % (notes §1.5)
+    augmentation = [RandomFlip("horizontal"), RandomShift(0.1)] if augment else None
     model = lm.Model(
         [
             *convolution(1, 32, batchnorm),
@@ -43,6 +46,7 @@ def build(batchnorm: bool = False, seed: int = 0) -> lm.Model:
             Dense(128, 10, activation="softmax"),
         ],
         seed=seed,
+        augmentation=augmentation,
     )
     model.compile(
         loss="categorical_crossentropy",
@@ -56,6 +60,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--batchnorm", action="store_true")
+    parser.add_argument("--augment", action="store_true", help="random flips and shifts")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit", type=int, default=None, help="train on the first N images")
     parser.add_argument("--verbose", type=int, default=2)
@@ -63,13 +68,17 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     (X_train, y_train), (X_test, y_test) = lm.datasets.fashion_mnist()
     X_train, y_train = images(X_train)[: args.limit], y_train[: args.limit]
-    model = build(args.batchnorm, args.seed)
+    model = build(args.batchnorm, args.seed, args.augment)
     model.summary(input_shape=(28, 28, 1))
     start = time.perf_counter()
     model.fit(X_train, y_train, epochs=args.epochs, batch_size=128, verbose=args.verbose)
     seconds = time.perf_counter() - start
     result = model.evaluate(images(X_test), y_test)
-    kind = "W2 + BatchNorm" if args.batchnorm else "W2"
+    kind = (
+        "W2"
+        + (" + BatchNorm" if args.batchnorm else "")
+        + (" + augmentation" if args.augment else "")
+    )
     print(
         f"{kind}: test accuracy {result['accuracy']:.4f} after {args.epochs} epochs "
         f"({seconds:.0f} s of training)"

@@ -12,7 +12,8 @@ from tests.test_problems import load_example
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_readme_python_example_runs() -> None:
+def test_readme_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # it saves fashion.lamina in the working folder
     readme = (ROOT / "README.md").read_text()
     code = re.search(r"```python\n(.*?)```", readme, re.DOTALL)
     assert code is not None, "README has no Python example"
@@ -21,6 +22,7 @@ def test_readme_python_example_runs() -> None:
     result = namespace["model"].evaluate(namespace["X_test"], namespace["y_test"])  # type: ignore[attr-defined]
     assert result["accuracy"] > 0.8
     assert namespace["confidences"].shape == (3, 10)  # type: ignore[attr-defined]
+    assert (tmp_path / "fashion.lamina").exists()
 
 
 def test_make_run_script_trains_and_writes_its_files(

@@ -158,3 +158,35 @@ def test_bad_batches_in_a_stream_are_explained(data: tuple[np.ndarray, np.ndarra
         classifier().fit(lambda: iter([X[:10]]), epochs=1, verbose=0)
     with pytest.raises(lm.errors.ConfigError, match="y"):
         classifier().fit(Batches(X, y, 10), y, verbose=0)
+
+
+def test_standard_scaler_statistics_come_from_the_training_portion_alone(
+    data: tuple[np.ndarray, np.ndarray],
+) -> None:
+    # issue 4: with validation_split, the scaler never sees the held-out samples (notes §1.9)
+    X, y = data
+    scaler = lm.preprocessing.StandardScaler()
+    model = classifier(preprocessing=lm.preprocessing.Pipeline([scaler]))
+    model.fit(X, y, epochs=1, validation_split=0.25, verbose=0)
+    training = X[:75].astype(np.float64)
+    np.testing.assert_allclose(scaler.mean_, training.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(scaler.scale_, training.std(axis=0), rtol=1e-6)
+    assert not np.allclose(scaler.mean_, X.astype(np.float64).mean(axis=0))
+
+
+def test_augmentation_from_the_library_trains_a_cnn() -> None:
+    rng = np.random.default_rng(0)
+    images = rng.random((64, 12, 12, 1)).astype(np.float32)
+    model = lm.Model(
+        [
+            L.Conv2D(1, 4, 3, activation="relu"),
+            L.MaxPool2D(2),
+            L.Flatten(),
+            L.Dense(5 * 5 * 4, 3, activation="softmax"),
+        ],
+        seed=0,
+        augmentation=[lm.augmentation.RandomFlip("horizontal"), lm.augmentation.RandomShift(0.1)],
+    )
+    model.compile(loss="categorical_crossentropy", optimizer="adam")
+    history = model.fit(images, rng.integers(0, 3, 64), epochs=2, batch_size=16, verbose=0)
+    assert len(history.epoch) == 2 and np.isfinite(history.history["loss"]).all()

@@ -117,6 +117,12 @@ def load_config(path: str | Path) -> RunConfig:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ConfigFileError(f"{path}: not valid TOML: {error}.") from None
+    return from_dict(raw, path, text)
+
+
+def from_dict(raw: dict[str, Any], path: str | Path = "<config>", text: str = "") -> RunConfig:
+    """Check a config given as a dict (the parsed TOML), e.g. one a search has modified."""
+    path = Path(path)
     for section in raw:
         if section not in SECTIONS:
             raise ConfigFileError(
