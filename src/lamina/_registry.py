@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-from lamina.errors import ConfigError
+from lamina.errors import ConfigError, invalid
 
 V = TypeVar("V")
 
@@ -60,3 +60,27 @@ class Registry(Generic[V]):
             if registered is entry or registered is type(entry):
                 return name
         raise ConfigError(f"{entry!r} is not a registered {self.kind}")
+
+    def spec(self, obj: Any) -> dict[str, Any]:
+        """``{"class": registered name, "config": obj.get_config()}``, JSON-able."""
+        return {"class": self.name_of(obj), "config": obj.get_config()}
+
+    def build(self, spec: Any) -> Any:
+        """The object a :meth:`spec` describes: only registered classes, built by name from
+        their ``from_config`` — nothing is imported or evaluated from the spec."""
+        if not isinstance(spec, dict) or set(spec) != {"class", "config"}:
+            raise ConfigError(
+                invalid(
+                    f"{self.kind} spec", 'a dict {"class": name, "config": {...}}', repr(spec)[:200]
+                )
+            )
+        cls: Any = self.lookup(spec["class"])
+        config = spec["config"]
+        if not isinstance(config, dict):
+            raise ConfigError(invalid(f"{spec['class']}.config", "a dict", type(config).__name__))
+        try:
+            return cls.from_config(config)
+        except TypeError as error:
+            raise ConfigError(
+                f"Cannot build {self.kind} {spec['class']!r} from its config: {error}"
+            ) from None

@@ -319,27 +319,13 @@ class Augment(Augmentation):
 
 def serialize(augmentation: Augmentation) -> dict[str, Any]:
     """``{"class": "random_flip", "config": {...}}``, JSON-able."""
-    return {"class": AUGMENTATIONS.name_of(augmentation), "config": augmentation.get_config()}
+    return AUGMENTATIONS.spec(augmentation)
 
 
 def deserialize(spec: dict[str, Any]) -> Augmentation:
     """The augmentation a :func:`serialize` spec describes; only registered classes are built."""
-    if not isinstance(spec, dict) or set(spec) != {"class", "config"}:
-        raise ConfigError(
-            invalid(
-                "augmentation spec", 'a dict {"class": name, "config": {...}}', repr(spec)[:200]
-            )
-        )
-    cls = AUGMENTATIONS.lookup(spec["class"])
-    config = spec["config"]
-    if not isinstance(config, dict):
-        raise ConfigError(invalid(f"{spec['class']}.config", "a dict", type(config).__name__))
-    try:
-        return cls.from_config(config)
-    except TypeError as error:
-        raise ConfigError(
-            f"Cannot build augmentation {spec['class']!r} from its config: {error}"
-        ) from None
+    augmentation: Augmentation = AUGMENTATIONS.build(spec)
+    return augmentation
 
 
 def get(

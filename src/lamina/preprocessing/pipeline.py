@@ -128,25 +128,13 @@ class Pipeline(Transformer):
 
 def serialize(transformer: Transformer) -> dict[str, Any]:
     """``{"class": registered name, "config": get_config()}``, JSON-able."""
-    return {"class": TRANSFORMERS.name_of(transformer), "config": transformer.get_config()}
+    return TRANSFORMERS.spec(transformer)
 
 
 def deserialize(spec: dict[str, Any]) -> Transformer:
     """Build a transformer from :func:`serialize`'s spec; only registered classes, by name."""
-    if not isinstance(spec, dict) or set(spec) != {"class", "config"}:
-        raise ConfigError(
-            invalid("transformer spec", 'a dict {"class": name, "config": {...}}', repr(spec)[:200])
-        )
-    cls = TRANSFORMERS.lookup(spec["class"])
-    config = spec["config"]
-    if not isinstance(config, dict):
-        raise ConfigError(invalid(f"{spec['class']}.config", "a dict", type(config).__name__))
-    try:
-        return cls.from_config(config)
-    except TypeError as error:
-        raise ConfigError(
-            f"Cannot build transformer {spec['class']!r} from its config: {error}"
-        ) from None
+    transformer: Transformer = TRANSFORMERS.build(spec)
+    return transformer
 
 
 # -- balancing (notes §1.9 "Balancing") ---------------------------------------------------
