@@ -20,7 +20,7 @@ bench: $(VENV)/.installed-bench data
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,plot,images,onnx]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,plot,images,onnx,sklearn,parallel,dask]"
 	touch $@
 
 $(VENV)/.installed-bench: $(VENV)/.installed

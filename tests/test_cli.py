@@ -156,3 +156,37 @@ def test_every_example_config_runs(config: str, tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "model.lamina").exists()
+
+
+def test_cv_and_search_commands(tmp_path: Path) -> None:
+    cv = lamina(
+        "cv",
+        EXAMPLES / "spiral.toml",
+        "--folds",
+        "3",
+        "--epochs",
+        "50",
+        "--jobs",
+        "2",
+        "--csv",
+        tmp_path / "cv.csv",
+    )
+    assert cv.returncode == 0, cv.stderr
+    assert "3-fold cross-validation" in cv.stdout and "mean" in cv.stdout
+    assert len((tmp_path / "cv.csv").read_text().splitlines()) >= 4
+    search = lamina(
+        "search",
+        EXAMPLES / "spiral.toml",
+        "--grid",
+        "optimizer.learning_rate=0.005,0.02",
+        "--folds",
+        "2",
+        "--epochs",
+        "50",
+        "--refit",
+        tmp_path / "best.lamina",
+    )
+    assert search.returncode == 0, search.stderr
+    assert "learning_rate" in search.stdout and (tmp_path / "best.lamina").exists()
+    bad = lamina("search", EXAMPLES / "spiral.toml", "--grid", "optimizer.learnin_rate=0.1")
+    assert bad.returncode == 2 and "learning_rate" in bad.stderr

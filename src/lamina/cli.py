@@ -1,4 +1,5 @@
-"""The ``lamina`` command (DESIGN §7): train, evaluate, predict, info, export, gradcheck.
+"""The ``lamina`` command (DESIGN §7): train, evaluate, predict, info, cv, search, export,
+gradcheck.
 
 Errors in configs, data or model files print one line and exit with status 2; ``--debug``
 shows the traceback instead.
@@ -26,7 +27,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.command(args) or 0)
-    except (LaminaError, OSError) as error:
+    except (LaminaError, OSError, ImportError) as error:
         if args.debug:
             raise
         first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
@@ -79,6 +80,33 @@ def _parser() -> argparse.ArgumentParser:
     info = commands.add_parser("info", help="describe a saved model")
     info.add_argument("model", type=Path)
     info.set_defaults(command=info_command)
+
+    cv = commands.add_parser("cv", help="k-fold cross-validation of a config (notes §1.5)")
+    cv.add_argument("config", type=Path)
+    _parallel_arguments(cv)
+    cv.set_defaults(command=cv_command)
+
+    search = commands.add_parser("search", help="grid or random search over config keys")
+    search.add_argument("config", type=Path)
+    search.add_argument(
+        "--grid",
+        nargs="+",
+        required=True,
+        metavar="KEY=V1,V2",
+        help="e.g. optimizer.learning_rate=0.001,0.01 layers[0].n_neurons=32,64; "
+        "with --random also KEY=log_uniform:1e-4:1e-1",
+    )
+    search.add_argument("--random", type=int, metavar="N", help="N random trials instead")
+    search.add_argument("--metric", default="accuracy")
+    search.add_argument("--mode", choices=("max", "min"), default="max")
+    search.add_argument(
+        "--refit",
+        type=Path,
+        metavar="OUT.lamina",
+        help="train the best config on all the data and save it",
+    )
+    _parallel_arguments(search)
+    search.set_defaults(command=search_command)
 
     export = commands.add_parser("export", help="export a saved model to ONNX")
     export.add_argument("model", type=Path)
@@ -350,6 +378,68 @@ def _model_input_shape(model: Any, raw_shape: list[int] | None) -> tuple[int, ..
         probe = np.zeros((1, *raw_shape), dtype=np.float32)
         return tuple(np.asarray(model.preprocessing.transform(probe)).shape[1:])
     return tuple(raw_shape)
+
+
+# -- cross-validation and search --------------------------------------------------------------
+def _parallel_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--jobs", type=int, default=1, help="processes (joblib) or Dask workers")
+    parser.add_argument("--dask", metavar="ADDRESS", help="a Dask scheduler, tcp://host:8786")
+    parser.add_argument("--epochs", type=int, help="override [train] epochs")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--csv", type=Path, help="also write the table as CSV")
+
+
+def _engine(args: argparse.Namespace) -> dict[str, Any]:
+    return {"n_jobs": args.jobs, "backend": "dask" if args.dask else "loky", "scheduler": args.dask}
+
+
+def cv_command(args: argparse.Namespace) -> int:
+    from lamina import model_selection
+
+    result = model_selection.cross_validate(
+        args.config, cv=args.folds, seed=args.seed, epochs=args.epochs, verbose=1, **_engine(args)
+    )
+    print(result)
+    if args.csv:
+        result.to_csv(args.csv)
+        print(f"wrote {args.csv}")
+    return 0
+
+
+def search_command(args: argparse.Namespace) -> int:
+    from lamina import model_selection
+
+    common = {
+        "cv": args.folds,
+        "metric": args.metric,
+        "mode": args.mode,
+        "seed": args.seed,
+        "epochs": args.epochs,
+        "refit": args.refit is not None,
+        "verbose": 1,
+        **_engine(args),
+    }
+    if args.random:
+        searcher: Any = model_selection.RandomSearch(
+            args.config,
+            model_selection.parse_distributions(args.grid),
+            n_trials=args.random,
+            **common,
+        )
+    else:
+        searcher = model_selection.GridSearch(
+            args.config, model_selection.parse_grid(args.grid), **common
+        )
+    result = searcher.fit()
+    print(result)
+    if args.csv:
+        result.to_csv(args.csv)
+        print(f"wrote {args.csv}")
+    if args.refit is not None and searcher.best_model_ is not None:
+        searcher.best_model_.save(args.refit)
+        print(f"wrote {args.refit} (the best config, trained on all the data)")
+    return 0
 
 
 # -- export ----------------------------------------------------------------------------------

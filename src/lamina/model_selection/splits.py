@@ -1,13 +1,4 @@
-"""Validation splits: hold-out train/test splits and k-fold cross-validation (notes §1.5).
-
-notes §1.5: withhold *validation data* from the training data to tune hyper-parameters and
-to recognise overfitting; when data is scarce, use *k-fold cross-validation*: split the
-training data into k parts, train on all but one, validate on the remaining one, and repeat
-so that each part is the validation part once.
-
-NumPy only. Every random draw comes from ``np.random.default_rng(seed)``: the same seed gives
-the same split on every call, and ``seed=None`` draws fresh entropy each time.
-"""
+"""Hold-out and k-fold splits of a data set (notes §1.5 "Validating"); NumPy only."""
 
 from __future__ import annotations
 
@@ -20,12 +11,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from lamina.errors import ConfigError, InputError, invalid
 
-__all__ = ["KFold", "StratifiedKFold", "train_test_split"]
-
 Index = NDArray[np.int64]
-
-
-# --------------------------------------------------------------------------- hold-out split
 
 
 def train_test_split(
