@@ -12,8 +12,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 PEERS = Path(__file__).resolve().parents[1] / "benchmarks" / "peers.py"
 
 
@@ -54,13 +52,3 @@ def test_lamina_run_prints_a_table_and_writes_results(tmp_path: Path) -> None:
     assert results["meta"]["env"]["OPENBLAS_NUM_THREADS"] == "1"
     assert results["meta"]["env"]["LAMINA_BENCH_SMOKE"] == "1"
     assert set(results["meta"]["versions"]) >= {"python", "numpy", "lamina"}
-
-
-def test_torch_run_reports_a_ratio_to_lamina(tmp_path: Path) -> None:
-    pytest.importorskip("torch")
-    report, results = run_peers("lamina,torch", tmp_path)
-
-    check_run(report, results, "lamina")
-    check_run(report, results, "torch")
-    [torch_row] = [line for line in report.splitlines() if line.startswith("| torch |")]
-    assert torch_row.rstrip(" |").endswith("×")
