@@ -25,8 +25,10 @@ if TYPE_CHECKING:
 PathLike = str | os.PathLike[str]
 
 
-def atomic_write(path: PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file, fsync and ``os.replace``."""
+def atomic_write(path: PathLike, data: bytes, *, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``:
+    readers see the old file or the new one, never half of one. ``durable`` also fsyncs the
+    file and the folder, so the new file survives a power cut (a disk flush per call)."""
     target = Path(path)
     folder = target.parent if str(target.parent) else Path(".")
     handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
@@ -34,13 +36,16 @@ def atomic_write(path: PathLike, data: bytes) -> None:
         os.fchmod(handle, _file_mode(target))
         with os.fdopen(handle, "wb") as file:
             file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
+            if durable:
+                file.flush()
+                os.fsync(file.fileno())
         os.replace(temporary, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
         raise
+    if not durable:
+        return
     with contextlib.suppress(OSError):  # make the rename itself durable
         directory = os.open(folder, os.O_RDONLY)
         try:

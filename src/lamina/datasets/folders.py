@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
+import io
 import os
 import re
-import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from lamina.errors import (
     ShapeError,
     invalid,
 )
+from lamina.io import atomic_write
 
 # Files with these suffixes (any case) are images; anything else in a folder is ignored.
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
@@ -281,18 +281,14 @@ def to_image_folder(
     folders = {int(label): root / folder_names[label] for label in np.unique(y)}
     for folder in folders.values():
         folder.mkdir(parents=True, exist_ok=True)
-    umask = os.umask(0)
-    os.umask(umask)
-    mode = 0o666 & ~umask  # what a plain open() would give; mkstemp gives 0600
     width = len(str(len(pixels) - 1))
     written: list[Path] = []
     for index, (image, label) in enumerate(zip(pixels, y.tolist(), strict=True)):
         target = folders[label] / f"{index:0{width}d}{suffix}"
-        _write_atomic(Image.fromarray(image), target, pillow_format, mode, fsync)
+        encoded = io.BytesIO()
+        Image.fromarray(image).save(encoded, format=pillow_format)
+        atomic_write(target, encoded.getvalue(), durable=fsync)
         written.append(target)
-    if fsync:
-        for folder in (*folders.values(), root):
-            _fsync_folder(folder)
     return written
 
 
@@ -503,30 +499,3 @@ def _check_labels(labels: Any, count: int, classes: int | None) -> NDArray[np.in
         received = f"label {bad} at index {int(np.argmax(y == bad))}"
         raise InputError(invalid("labels", expected, received, fix))
     return y.astype(np.int64)
-
-
-def _write_atomic(image: Any, target: Path, pillow_format: str, mode: int, fsync: bool) -> None:
-    handle, temporary = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
-    )
-    try:
-        os.fchmod(handle, mode)
-        with os.fdopen(handle, "wb") as stream:
-            image.save(stream, format=pillow_format)
-            if fsync:
-                stream.flush()
-                os.fsync(stream.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
-
-
-def _fsync_folder(folder: Path) -> None:
-    with contextlib.suppress(OSError):  # not every file system can fsync a folder
-        descriptor = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
