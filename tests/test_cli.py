@@ -190,3 +190,27 @@ def test_cv_and_search_commands(tmp_path: Path) -> None:
     assert "learning_rate" in search.stdout and (tmp_path / "best.lamina").exists()
     bad = lamina("search", EXAMPLES / "spiral.toml", "--grid", "optimizer.learnin_rate=0.1")
     assert bad.returncode == 2 and "learning_rate" in bad.stderr
+
+
+def test_train_resume_continues_the_epochs(tmp_path: Path) -> None:
+    first = lamina("train", EXAMPLES / "spiral.toml", "--epochs", "30", "--out", tmp_path / "a")
+    assert first.returncode == 0, first.stderr
+    resumed = lamina(
+        "train",
+        EXAMPLES / "spiral.toml",
+        "--epochs",
+        "20",
+        "--out",
+        tmp_path / "a",
+        "--resume",
+        tmp_path / "a" / "model.lamina",
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    straight = lamina("train", EXAMPLES / "spiral.toml", "--epochs", "50", "--out", tmp_path / "b")
+    assert straight.returncode == 0, straight.stderr
+    rows = (tmp_path / "a" / "history.csv").read_text().splitlines()
+    assert len(rows) == 51 and rows == (tmp_path / "b" / "history.csv").read_text().splitlines()
+    a = lm.load_model(tmp_path / "a" / "model.lamina")
+    b = lm.load_model(tmp_path / "b" / "model.lamina")
+    assert a.epochs_done == b.epochs_done == 50
+    np.testing.assert_array_equal(a.layers[0].params["weights"], b.layers[0].params["weights"])
