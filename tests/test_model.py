@@ -293,3 +293,18 @@ def test_divergence_stops_training_before_the_bad_update(
         np.errstate(all="ignore"),
     ):
         model.train_step(np.full((2, 4), 3e38, np.float32), np.ones((2, 1), np.float32))
+
+
+@pytest.mark.parametrize("first", ["dense", "dropout"])
+def test_predict_refuses_nan_and_inf_anywhere(first: str) -> None:
+    layers = [L.Dense(4, 3, activation="relu"), L.Dense(3, 2, activation="softmax")]
+    if first == "dropout":
+        layers.insert(0, L.Dropout(0.2))
+    model = lm.Model(layers, seed=0)
+    X = np.ones((3000, 4), np.float32)
+    for value, word in ((np.nan, "NaN"), (np.inf, "inf"), (-np.inf, "inf")):
+        bad = X.copy()
+        bad[2500, 1] = value  # in the third batch of 1024
+        with pytest.raises(lm.errors.InputError, match=rf"{word}.*index \(2500, 1\)"):
+            model.predict(bad)
+    assert np.isfinite(model.predict(X)).all()

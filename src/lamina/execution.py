@@ -87,8 +87,14 @@ class ExecutionPlan:
         self.fused_softmax = loss_takes_softmax and _is_softmax(steps[-1])
         self.backward_steps = steps[:-1] if self.fused_softmax else steps
 
-    def forward(self, inputs: Array, *, training: bool) -> Array:
-        for step in self.steps:
+    @property
+    def linear_first(self) -> bool:
+        """Whether the first step is a layer's linear part (Dense, Conv2D)."""
+        return isinstance(self.steps[0], LinearStep)
+
+    def forward(self, inputs: Array, *, training: bool, first: int = 0) -> Array:
+        """Run the steps from ``first`` on (0: all of them)."""
+        for step in self.steps[first:]:
             inputs = step.forward(inputs, training=training)
         return inputs
 

@@ -28,7 +28,8 @@ from lamina.layers.base import LAYERS, Layer, Shape, format_shape
 from lamina.losses import CategoricalCrossentropy, Loss
 from lamina.metrics import Metric
 from lamina.optimizers import Optimizer
-from lamina.validation import check_finite, numeric_samples, positive_int, targets_for
+from lamina.validation import check_finite as check_inputs_finite
+from lamina.validation import numeric_samples, positive_int, targets_for
 
 Array = np.ndarray
 
@@ -488,30 +489,46 @@ class Model:
     def predict(self, X: ArrayLike, batch_size: int | None = None) -> Array:
         """The network's outputs for X in inference mode: class confidences for a Softmax
         classifier, whose argmax is the predicted class (notes §1.10 "Prediction")."""
-        X_checked = self._check_inputs(X, "X")
+        X_checked = self._check_inputs(X, "X", finite=False)  # checked batch by batch below
         outputs: Array | None = None
-        for start, y_pred in self._batched_forward(X_checked, batch_size):
+        for start, y_pred in self._batched_forward(X_checked, batch_size, check_finite=True):
             if outputs is None:
                 outputs = np.empty((len(X_checked), *y_pred.shape[1:]), dtype=y_pred.dtype)
             outputs[start : start + len(y_pred)] = y_pred
         assert outputs is not None
         return outputs
 
-    def _batched_forward(self, X: Array, batch_size: int | None) -> Iterator[tuple[int, Array]]:
+    def _batched_forward(
+        self, X: Array, batch_size: int | None, *, check_finite: bool = False
+    ) -> Iterator[tuple[int, Array]]:
+        """Inference outputs batch by batch. ``check_finite`` refuses NaN/inf inputs where it
+        is cheapest: a linear first layer turns a NaN/inf anywhere in a row into NaN/inf in
+        its whole output row, so scanning that (smaller, cached) output finds them; only
+        then is X scanned, to name the bad value."""
         size = positive_int("batch_size", batch_size or PREDICT_BATCH_SIZE, 1, "batch_size=256")
+        plan = self._plan
+        skip = 1 if check_finite and plan.linear_first else 0
         for start in range(0, len(X), size):
-            yield start, self.forward(X[start : start + size], training=False)
+            batch = X[start : start + size]
+            if check_finite:
+                with np.errstate(invalid="ignore", over="ignore"):  # NaN/inf are reported below
+                    if skip:
+                        batch = plan.steps[0].forward(batch, training=False)
+                    finite = np.isfinite(np.add.reduce(batch, axis=None))
+                if not finite:
+                    check_inputs_finite(X, "X")  # raises, naming the value, unless z overflowed
+            yield start, plan.forward(batch, training=False, first=skip)
 
     # -- input validation --------------------------------------------------------------------
-    def _check_inputs(self, X: ArrayLike, name: str) -> Array:
+    def _check_inputs(self, X: ArrayLike, name: str, *, finite: bool = True) -> Array:
         """Model inputs from raw X: checked, preprocessed, cast, and shape-checked."""
-        array = numeric_samples(X, name)
+        array = numeric_samples(X, name, finite=finite)
         if self.preprocessing is not None:
             self._require_fitted_preprocessing("evaluate or predict")
             array = np.asarray(self.preprocessing.transform(array))
         array = array.astype(self.dtype, copy=False)
-        if self.preprocessing is not None:
-            check_finite(array, f"{name} after preprocessing")
+        if self.preprocessing is not None and finite:
+            check_inputs_finite(array, f"{name} after preprocessing")
         self._output_shape(array.shape[1:])
         return array
 

@@ -11,8 +11,8 @@ from lamina.errors import ConfigError, InputError, invalid
 Array = np.ndarray
 
 
-def numeric_samples(X: ArrayLike, name: str) -> Array:
-    """X as an array of numbers with at least one sample on axis 0, finite if float."""
+def numeric_samples(X: ArrayLike, name: str, *, finite: bool = True) -> Array:
+    """X as an array of numbers with at least one sample on axis 0 (and finite, if asked)."""
     array = np.asarray(X)
     if array.dtype.kind not in "biuf":
         raise InputError(
@@ -32,7 +32,8 @@ def numeric_samples(X: ArrayLike, name: str) -> Array:
                 "pass a non-empty array, batch axis first",
             )
         )
-    check_finite(array, name)
+    if finite:
+        check_finite(array, name)
     return array
 
 
@@ -66,8 +67,11 @@ def check_finite(array: Array, name: str) -> None:
     """An InputError counting the NaN/inf values of ``array`` and locating the first."""
     # A NaN or inf anywhere makes the sum non-finite, and a sum allocates nothing; only a
     # non-finite sum (or one that overflowed) needs the element-wise scan.
-    if array.dtype.kind != "f" or np.isfinite(np.add.reduce(array, axis=None)):
+    if array.dtype.kind != "f":
         return
+    with np.errstate(invalid="ignore", over="ignore"):  # inf − inf, overflow: scanned below
+        if np.isfinite(np.add.reduce(array, axis=None)):
+            return
     bad = ~np.isfinite(array)
     if not bad.any():
         return
