@@ -106,7 +106,6 @@ class Conv2D(ActivatedLayer):
         self.weight_init = weight_init
         self._initializer = initializers.get(weight_init)
         self.regularizers = regularizers_for(weight_l1, weight_l2, bias_l1, bias_l2)
-        self._l1l2 = (weight_l1, weight_l2, bias_l1, bias_l2)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -230,7 +229,6 @@ class Conv2D(ActivatedLayer):
         ]
 
     def get_config(self) -> dict[str, Any]:
-        weight_l1, weight_l2, bias_l1, bias_l2 = self._l1l2
         return {
             **super().get_config(),
             "in_channels": self.in_channels,
@@ -240,10 +238,7 @@ class Conv2D(ActivatedLayer):
             "padding": self.padding,
             "activation": self.activation_config(),
             "weight_init": self.weight_init,
-            "weight_l1": weight_l1,
-            "weight_l2": weight_l2,
-            "bias_l1": bias_l1,
-            "bias_l2": bias_l2,
+            **self.regularization_config(),
         }
 
     @classmethod

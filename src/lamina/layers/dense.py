@@ -44,6 +44,15 @@ class ActivatedLayer(Layer):
         """∂L/∂inputs from ∂L/∂z (z before the activation); fills ``grads`` incl. L1/L2."""
         raise NotImplementedError(f"{type(self).__name__} must define backward_linear")
 
+    def regularization_config(self) -> dict[str, float]:
+        """The constructor's ``weight_l1 … bias_l2``, read back from ``regularizers``."""
+        config = {}
+        for key, prefix in (("weights", "weight"), ("biases", "bias")):
+            reg = self.regularizers.get(key)
+            config[f"{prefix}_l1"] = reg.l1 if reg else 0.0
+            config[f"{prefix}_l2"] = reg.l2 if reg else 0.0
+        return config
+
     def activation_config(self) -> str | dict[str, Any] | None:
         """The activation's registered name, or its full spec when it has non-default args."""
         act = self.activation
@@ -104,7 +113,6 @@ class Dense(ActivatedLayer):
         self.weight_init = weight_init
         self._initializer = initializers.get(weight_init)
         self.regularizers = regularizers_for(weight_l1, weight_l2, bias_l1, bias_l2)
-        self._l1l2 = (weight_l1, weight_l2, bias_l1, bias_l2)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -139,17 +147,13 @@ class Dense(ActivatedLayer):
         return dz @ weights.T
 
     def get_config(self) -> dict[str, Any]:
-        weight_l1, weight_l2, bias_l1, bias_l2 = self._l1l2
         return {
             **super().get_config(),
             "n_inputs": self.n_inputs,
             "n_neurons": self.n_neurons,
             "activation": self.activation_config(),
             "weight_init": self.weight_init,
-            "weight_l1": weight_l1,
-            "weight_l2": weight_l2,
-            "bias_l1": bias_l1,
-            "bias_l2": bias_l2,
+            **self.regularization_config(),
         }
 
     @classmethod
