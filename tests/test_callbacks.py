@@ -110,6 +110,28 @@ def test_reduce_lr_on_plateau_and_scheduler() -> None:
     assert rates == pytest.approx([0.1, 0.05, 0.1 / 3])
 
 
+def test_cosine_decay_rates_and_resume() -> None:
+    model, (X, y, _, _) = overfitting_setup()
+    model.compile(loss="categorical_crossentropy", optimizer=lm.optimizers.SGD(learning_rate=1.0))
+    rates: list[float] = []
+
+    class Record(C.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+            rates.append(self.model.optimizer.learning_rate)  # type: ignore[union-attr]
+
+    decay = C.CosineDecay(0.1, epochs=4, final_learning_rate=0.01)
+    model.fit(X, y, epochs=3, callbacks=[decay, Record()], verbose=0)
+    # continued from epoch 3: the schedule goes on where it stopped, then stays at the floor
+    model.fit(X, y, epochs=6, initial_epoch=3, callbacks=[decay, Record()], verbose=0)
+    cosine = [0.5 * (1 + np.cos(np.pi * e / 4)) for e in range(4)]
+    assert rates == pytest.approx([0.01 + 0.09 * c for c in cosine] + [0.01, 0.01])
+    assert rates[0] == pytest.approx(0.1) and rates[2] == pytest.approx(0.055)
+    with pytest.raises(lm.errors.ConfigError, match=r"CosineDecay\.epochs"):
+        C.CosineDecay(0.1, epochs=0)
+    with pytest.raises(lm.errors.ConfigError, match="initial_learning_rate"):
+        C.CosineDecay(float("nan"), epochs=3)
+
+
 def test_terminate_on_nan_stops_within_the_epoch() -> None:
     model, (X, y, _, _) = overfitting_setup()
 

@@ -4,12 +4,14 @@ and the errors users see."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
 
 import lamina as lm
 from lamina.checks import distinct
+from lamina.fusion import PooledConvolution
 
 L = lm.layers
 
@@ -221,11 +223,13 @@ def test_bad_arguments_are_named(build: Callable[[], object], argument: str) -> 
         build()
 
 
-def test_pooling_before_relu_changes_no_bit() -> None:
-    # the plan runs Conv2D(activation="relu") → MaxPool2D as conv → pool → ReLU (execution.py);
-    # the reference runs each layer's own forward/backward in the order given
+def test_pooled_convolution_equals_the_layers_run_one_by_one() -> None:
+    # the plan runs Conv2D(activation="relu") → MaxPool2D as one PooledConvolution (the
+    # convolution in pool order), then the ReLU (execution.py, fusion.py); the reference
+    # runs each layer's own forward/backward in the order given
     rng = np.random.default_rng(6)
     X = rng.standard_normal((16, 10, 10, 2)).astype(np.float32)
+    X[:, :4] = 0.5  # flat regions: windows whose outputs tie
     y = rng.integers(0, 3, 16)
     model = lm.Model(
         [
@@ -237,9 +241,8 @@ def test_pooling_before_relu_changes_no_bit() -> None:
         seed=0,
     )
     model.compile(loss="categorical_crossentropy", optimizer="sgd")
-    assert [type(s).__name__ for s in model._plan.steps][:3] == [
-        "LinearStep",
-        "MaxPool2D",
+    assert [type(s).__name__ for s in model._plan.steps][:2] == [
+        "PooledConvolution",
         "InPlaceActivation",
     ]
     y_pred = model.forward(X, training=True)
@@ -255,6 +258,57 @@ def test_pooling_before_relu_changes_no_bit() -> None:
     conv, pool, flatten, dense = model.layers
     d = model.loss.backward_through_softmax(outputs, y)  # type: ignore[union-attr]
     conv.backward(pool.backward(flatten.backward(dense.backward_linear(d))))
-    for layer in (conv, dense):
-        for key, grad in layer.grads.items():
-            np.testing.assert_array_equal(grad, planned[f"{layer.name}/{key}"])
+    for key, grad in dense.grads.items():
+        np.testing.assert_array_equal(grad, planned[f"{dense.name}/{key}"])
+    for key, grad in conv.grads.items():  # ∂L/∂K sums the same rows in another order
+        np.testing.assert_allclose(grad, planned[f"{conv.name}/{key}"], rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize(
+    ("channels", "size", "conv_args", "pool_size"),
+    [
+        (1, (9, 9), {"kernel_size": 3}, 2),  # odd map: the last row/column is dropped
+        (3, (10, 8), {"kernel_size": 3, "padding": "same"}, 2),
+        (2, (13, 12), {"kernel_size": (3, 2), "stride": 2}, (2, 3)),
+        (9, (8, 8), {"kernel_size": 2}, 3),  # ≥ 8 channels: the sliding-window copy
+        (4, (12, 1), {"kernel_size": (3, 1)}, (2, 1)),  # a 1-D signal as an H×1 image
+    ],
+)
+def test_pooled_convolution_float64_matches_layers_and_numerical_gradients(
+    channels: int,
+    size: tuple[int, int],
+    conv_args: dict[str, Any],
+    pool_size: int | tuple[int, int],
+) -> None:
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((5, *size, channels))
+    conv = L.Conv2D(channels, 4, **conv_args)
+    pool = L.MaxPool2D(pool_size)
+    conv.astype(np.float64)
+    step = PooledConvolution(conv, pool)
+    fused = step.forward(X, training=True)
+    dvalues = rng.standard_normal(fused.shape)
+    dx = step.backward(dvalues)
+    fused_grads = {key: grad.copy() for key, grad in conv.grads.items()}
+    np.testing.assert_array_equal(fused, pool.forward(conv.forward(X), training=True))
+    np.testing.assert_allclose(dx, conv.backward(pool.backward(dvalues)), rtol=1e-12, atol=1e-13)
+    for key, grad in conv.grads.items():
+        np.testing.assert_allclose(fused_grads[key], grad, rtol=1e-12, atol=1e-13)
+
+    model = lm.Model(
+        [L.Conv2D(channels, 4, **conv_args), L.MaxPool2D(pool_size), L.Flatten()], seed=1
+    )
+    model.compile(loss="mean_squared_error", optimizer="sgd")
+    assert type(model._plan.steps[0]) is PooledConvolution
+    targets = rng.standard_normal((5, fused[0].size))
+    assert lm.gradcheck(model, X, targets).max_error < 1e-6
+
+
+def test_pooling_that_overlaps_or_follows_another_activation_is_not_fused() -> None:
+    for layers in (
+        [L.Conv2D(1, 2, 3), L.MaxPool2D(3, stride=2)],
+        [L.Conv2D(1, 2, 3, activation="tanh"), L.MaxPool2D(2)],
+        [L.Conv2D(1, 2, 3), L.AvgPool2D(2)],
+    ):
+        model = lm.Model(layers)
+        assert not any(isinstance(s, PooledConvolution) for s in model._plan.steps)

@@ -372,6 +372,52 @@ class LearningRateScheduler(Callback):
         optimizer.learning_rate = rate
 
 
+class CosineDecay(Callback):
+    r"""Anneal the learning rate along half a cosine, epoch by epoch (Loshchilov & Hutter's
+    SGDR without restarts; Keras's ``CosineDecay``, PyTorch's ``CosineAnnealingLR``):
+
+        η_e = η_min + ½ (η₀ − η_min) (1 + cos(π · e / E))     for epoch e < E, then η_min
+
+    The rate depends on the epoch number alone, so a resumed fit (``initial_epoch``) takes
+    the same rates as an uninterrupted one.
+
+    Args:
+        initial_learning_rate: η₀, the rate of epoch 0.
+        epochs: E, the epochs the decay spans (usually fit's ``epochs``).
+        final_learning_rate: η_min, approached at the end and kept after it.
+    """
+
+    def __init__(
+        self, initial_learning_rate: float, epochs: int, final_learning_rate: float = 0.0
+    ) -> None:
+        for argument, value in (
+            ("initial_learning_rate", initial_learning_rate),
+            ("final_learning_rate", final_learning_rate),
+        ):
+            if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+                raise ConfigError(invalid(f"CosineDecay.{argument}", "a float ≥ 0", repr(value)))
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+            raise ConfigError(invalid("CosineDecay.epochs", "an int ≥ 1", repr(epochs)))
+        self.initial_learning_rate = float(initial_learning_rate)
+        self.final_learning_rate = float(final_learning_rate)
+        self.epochs = epochs
+
+    def rate(self, epoch: int) -> float:
+        """η_e for a 0-based epoch."""
+        if epoch >= self.epochs:
+            return self.final_learning_rate
+        cosine = 0.5 * (1.0 + math.cos(math.pi * epoch / self.epochs))
+        return (
+            self.final_learning_rate
+            + (self.initial_learning_rate - self.final_learning_rate) * cosine
+        )
+
+    def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None:
+        optimizer = self.model.optimizer
+        assert optimizer is not None
+        optimizer.learning_rate = self.rate(epoch)
+
+
 class CSVLogger(Callback):
     """Write the epoch statistics to a CSV file, one row per epoch; the whole file is
     rewritten atomically after each epoch, so it is never half-written.
@@ -408,5 +454,6 @@ CALLBACKS: dict[str, type[Callback]] = {
     "model_checkpoint": ModelCheckpoint,
     "terminate_on_nan": TerminateOnNaN,
     "reduce_lr_on_plateau": ReduceLROnPlateau,
+    "cosine_decay": CosineDecay,
     "csv_logger": CSVLogger,
 }

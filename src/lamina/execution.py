@@ -10,6 +10,8 @@ activation, so that the plan can
   (both are monotone), so ``MaxPool(ReLU(z)) = ReLU(MaxPool(z))`` bit for bit, the
   gradients are the same too (the window's winner is the same element; a window whose
   maximum is ≤ 0 passes no gradient either way), and ReLU touches a quarter of the values;
+- run a Conv2D straight into such a MaxPool2D as one step (``lamina.fusion``): the
+  convolution computes its outputs in the order the pooling reads them;
 - stop backward before a final Softmax whose gradient the loss gives directly,
   ∂L/∂z = (ŷ − y)/N (notes §1.3).
 """
@@ -21,8 +23,10 @@ from typing import Protocol
 
 import numpy as np
 
+from lamina.fusion import PooledConvolution, fusable
 from lamina.layers.activations import Activation, ReLU, Softmax
 from lamina.layers.base import Layer
+from lamina.layers.conv import Conv2D
 from lamina.layers.dense import ActivatedLayer
 from lamina.layers.pooling import MaxPool2D
 
@@ -83,14 +87,15 @@ class ExecutionPlan:
                 and isinstance(pool, MaxPool2D)
             ):
                 steps[index], steps[index + 1] = pool, activation
-        self.steps = steps
+        self.steps = _fuse_convolution_pooling(steps)
+        steps = self.steps
         self.fused_softmax = loss_takes_softmax and _is_softmax(steps[-1])
         self.backward_steps = steps[:-1] if self.fused_softmax else steps
 
     @property
     def linear_first(self) -> bool:
-        """Whether the first step is a layer's linear part (Dense, Conv2D)."""
-        return isinstance(self.steps[0], LinearStep)
+        """Whether the first step is a layer's linear part (Dense, Conv2D; also pooled)."""
+        return isinstance(self.steps[0], LinearStep | PooledConvolution)
 
     def forward(self, inputs: Array, *, training: bool, first: int = 0) -> Array:
         """Run the steps from ``first`` on (0: all of them)."""
@@ -107,9 +112,23 @@ class ExecutionPlan:
             gradient = step.backward(gradient)
 
 
+def _fuse_convolution_pooling(steps: list[Step]) -> list[Step]:
+    """Each Conv2D's linear step directly followed by a MaxPool2D that tiles its input
+    becomes one :class:`PooledConvolution`."""
+    fused: list[Step] = []
+    for step in steps:
+        previous = fused[-1] if fused else None
+        if isinstance(previous, LinearStep) and fusable(previous.layer, step):
+            assert isinstance(previous.layer, Conv2D) and isinstance(step, MaxPool2D)
+            fused[-1] = PooledConvolution(previous.layer, step)
+        else:
+            fused.append(step)
+    return fused
+
+
 def _gives_away_output(step: Step) -> bool:
     """Whether a step's output is a new array nobody keeps (safe to overwrite in place)."""
-    return isinstance(step, LinearStep) or getattr(step, "fresh_output", False)
+    return isinstance(step, LinearStep | PooledConvolution) or getattr(step, "fresh_output", False)
 
 
 def _is_softmax(step: Step) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -40,6 +41,35 @@ def strided_windows(
     windows = sliding_window_view(x, kernel, axis=(1, 2))  # (N, H', W', C, kh, kw)
     windows = windows[:, : out[0] * stride[0] : stride[0], : out[1] * stride[1] : stride[1]]
     return windows.transpose(0, 1, 2, 4, 5, 3)
+
+
+@dataclass(frozen=True)
+class WindowGrid:
+    """Where a set of windows starts in the (padded) input: along each axis a
+    (first pixel, step, count) triple. A convolution reads one grid, window (i, j) at
+    (i·sh, j·sw); a convolution feeding a max pooling reads one grid per position inside
+    the pool (see ``lamina.fusion``)."""
+
+    rows: tuple[int, int, int]
+    columns: tuple[int, int, int]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.rows[2], self.columns[2]
+
+    @property
+    def size(self) -> int:
+        return self.rows[2] * self.columns[2]
+
+    def offset(self, m: int, k: int) -> tuple[slice, slice]:
+        """The input rows and columns that kernel offset (m, k) reads in every window."""
+        (r0, rs, rn), (c0, cs, cn) = self.rows, self.columns
+        return slice(r0 + m, r0 + m + rn * rs, rs), slice(c0 + k, c0 + k + cn * cs, cs)
+
+    def offsets(self, kernel: tuple[int, int]) -> list[tuple[tuple[int, int], slice, slice]]:
+        """``offset`` for every (m, k) of a kh×kw kernel: loops run over the kh·kw offsets,
+        never over pixels."""
+        return [((m, k), *self.offset(m, k)) for m in range(kernel[0]) for k in range(kernel[1])]
 
 
 @LAYERS.register("conv2d")
@@ -161,33 +191,52 @@ class Conv2D(ActivatedLayer):
 
     # -- forward / backward ------------------------------------------------------------------
     def linear_forward(self, inputs: Array) -> Array:
+        padded, (out_h, out_w) = self.pad(inputs)
+        grid = WindowGrid((0, self.stride[0], out_h), (0, self.stride[1], out_w))
+        z = self.convolve(padded, [grid])
+        return z.reshape(len(inputs), out_h, out_w, self.filters)
+
+    def pad(self, inputs: Array) -> tuple[Array, tuple[int, int]]:
+        """Check an NHWC batch and pad it; returns it with the output size (out_h, out_w)."""
         self._check(inputs)
-        n, height, width, _ = inputs.shape
+        _, height, width, _ = inputs.shape
         (out_h, top, bottom), (out_w, left, right) = self._geometry(height, width)
         if top or bottom or left or right:
             inputs = np.pad(inputs, ((0, 0), (top, bottom), (left, right), (0, 0)))
+        self._input_geometry = (inputs.shape, (top, left), (height, width))
+        return inputs, (out_h, out_w)
+
+    def convolve(self, padded: Array, grids: list[WindowGrid]) -> Array:
+        """S at the windows of ``grids``, grid after grid: (N · Σ rows·columns, F).
+
+        Each row of ``cols`` holds a window's kh·kw·C values, then a 1 that multiplies the
+        bias row of the kernel matrix — the bias add and ∂L/∂b ride along in the matmuls.
+        """
+        n = len(padded)
         kh, kw = self.kernel_size
         window = kh * kw * self.in_channels
-        # each row: a window's kh·kw·C values, then a 1 that multiplies the bias row of the
-        # kernel matrix — the bias add and ∂L/∂b ride along in the matmuls
-        cols = np.empty((n * out_h * out_w, window + 1), dtype=inputs.dtype)
+        cols = np.empty((sum(n * g.size for g in grids), window + 1), dtype=padded.dtype)
         cols[:, window] = 1
-        windows = cols[:, :window].reshape(n, out_h, out_w, kh, kw, self.in_channels)
-        if self.in_channels >= FEW_CHANNELS:
-            np.copyto(
-                windows, strided_windows(inputs, self.kernel_size, self.stride, (out_h, out_w))
-            )
-        else:  # with 1–7 channels a copy per kernel offset moves longer contiguous runs
-            for (m, k), rows, columns in self._offsets(out_h, out_w):
-                windows[:, :, :, m, k] = inputs[:, rows, columns]
-        self._cols = cols
-        self._input_geometry = (inputs.shape, (top, left), (height, width))
+        start = 0
+        for grid in grids:
+            block = cols[start : start + n * grid.size, :window]
+            windows = block.reshape(n, grid.rows[2], grid.columns[2], kh, kw, self.in_channels)
+            if self.in_channels >= FEW_CHANNELS:
+                origin = padded[:, grid.rows[0] :, grid.columns[0] :]
+                steps = (grid.rows[1], grid.columns[1])
+                np.copyto(windows, strided_windows(origin, self.kernel_size, steps, grid.shape))
+            else:  # with 1–7 channels a copy per kernel offset moves longer contiguous runs
+                for (m, k), rows, columns in grid.offsets(self.kernel_size):
+                    windows[:, :, :, m, k] = padded[:, rows, columns]
+            start += n * grid.size
+        self._cols, self._grids = cols, grids
         kernel = np.concatenate(
             [self.params["weights"].reshape(window, self.filters), self.params["biases"][None]]
         )
-        return np.matmul(cols, kernel).reshape(n, out_h, out_w, self.filters)
+        return np.matmul(cols, kernel)
 
     def backward_linear(self, dz: Array) -> Array | None:
+        """From ∂L/∂S in the order ``convolve`` produced it (any shape ending in F)."""
         grads = self.gradient_buffers()
         delta = dz.reshape(-1, self.filters)
         kernel_grad = np.matmul(self._cols.T, delta)  # (kh·kw·C + 1, F): ∂L/∂K, then ∂L/∂b
@@ -196,37 +245,33 @@ class Conv2D(ActivatedLayer):
         self.add_regularization_gradients()
         if not self.input_grad:
             return None
-        return self._col2im(delta, dz.shape[:3])
+        return self._col2im(delta)
 
-    def _col2im(self, delta: Array, out_shape: tuple[int, ...]) -> Array:
+    def _col2im(self, delta: Array) -> Array:
         """∂L/∂I: each window's gradient row δ·Kᵀ added back onto the pixels it came from.
 
         Done per kernel offset (m, n): the (rows, C) block δ·K(m, n)ᵀ is one matmul into a
-        reused buffer, then one strided add onto the input pixels at offset (m, n) of every
-        window. Same sums as one big δ·Kᵀ followed by the scatter, but the adds read a
-        contiguous block: 4.1 ms instead of 7.4 ms for W2's second convolution.
+        reused buffer, then one strided add per window grid onto the input pixels at offset
+        (m, n) of every window. Same sums as one big δ·Kᵀ followed by the scatter, but the
+        adds read a contiguous block: 4.1 ms instead of 7.4 ms for W2's second convolution.
         """
         padded_shape, (top, left), (height, width) = self._input_geometry
-        n, out_h, out_w = out_shape
+        n = padded_shape[0]
         weights = self.params["weights"]
         dx = np.zeros(padded_shape, dtype=delta.dtype)
         block = np.empty((len(delta), self.in_channels), dtype=delta.dtype)
-        for (m, k), rows, columns in self._offsets(out_h, out_w):
-            np.matmul(delta, weights[m, k].T, out=block)
-            dx[:, rows, columns] += block.reshape(n, out_h, out_w, self.in_channels)
+        for m in range(self.kernel_size[0]):
+            for k in range(self.kernel_size[1]):
+                np.matmul(delta, weights[m, k].T, out=block)
+                start = 0
+                for grid in self._grids:
+                    rows, columns = grid.offset(m, k)
+                    part = block[start : start + n * grid.size]
+                    dx[:, rows, columns] += part.reshape(n, *grid.shape, self.in_channels)
+                    start += n * grid.size
         if dx.shape[1:3] != (height, width):
             dx = dx[:, top : top + height, left : left + width]
         return dx
-
-    def _offsets(self, out_h: int, out_w: int) -> list[tuple[tuple[int, int], slice, slice]]:
-        """Per kernel offset (m, n): the rows and columns of the input it reads in every
-        window (loops run over the kh·kw offsets, never over pixels)."""
-        (sh, sw), (kh, kw) = self.stride, self.kernel_size
-        return [
-            ((m, k), slice(m, m + out_h * sh, sh), slice(k, k + out_w * sw, sw))
-            for m in range(kh)
-            for k in range(kw)
-        ]
 
     def get_config(self) -> dict[str, Any]:
         return {

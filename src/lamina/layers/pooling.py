@@ -116,16 +116,10 @@ class MaxPool2D(Pooling2D):
 
     def forward(self, inputs: Array, *, training: bool = False) -> Array:
         out = self._geometry(inputs)
-        grids = self._sub_grids(inputs, out)
-        maximum = grids[0].copy()
+        self._inputs = inputs
         # which windows each sub-grid takes over: recorded in training; after an inference
         # pass, backward recomputes it from the inputs
-        self._took_over: list[Array] | None = [] if training else None
-        self._inputs = inputs
-        for grid in grids[1:]:
-            if self._took_over is not None:
-                self._took_over.append(np.greater(grid, maximum))
-            np.maximum(maximum, grid, out=maximum)
+        maximum, self._took_over = running_maximum(self._sub_grids(inputs, out), training)
         return maximum
 
     def backward(self, dvalues: Array) -> Array:
@@ -134,17 +128,39 @@ class MaxPool2D(Pooling2D):
         assert self._took_over is not None
         dx, overlapping = self._gradient_buffer(dvalues.dtype)
         grids = self._sub_grids(dx, dvalues.shape[1:3])
-        unclaimed = np.ones(dvalues.shape, dtype=np.bool_)
-        owners = [*self._took_over[::-1], unclaimed]  # sub-grids K−1 … 1, then 0
-        for grid, took_over in zip(grids[::-1], owners, strict=True):
-            owner = took_over if took_over is unclaimed else took_over & unclaimed
-            if took_over is not unclaimed:
-                unclaimed &= ~took_over
-            if overlapping:
-                grid += dvalues * owner
-            else:
-                np.multiply(dvalues, owner, out=grid)
+        route_to_maxima(dvalues, self._took_over, grids, accumulate=overlapping)
         return dx
+
+
+def running_maximum(grids: list[Array], record: bool) -> tuple[Array, list[Array] | None]:
+    """The element-wise maximum of same-shaped ``grids``, and (``record``) for each grid
+    after the first a boolean "strictly greater than every earlier grid": where it took
+    over the maximum. The last grid that took over an element holds the first of its tied
+    maxima."""
+    maximum = grids[0].copy()
+    took_over: list[Array] | None = [] if record else None
+    for grid in grids[1:]:
+        if took_over is not None:
+            took_over.append(np.greater(grid, maximum))
+        np.maximum(maximum, grid, out=maximum)
+    return maximum, took_over
+
+
+def route_to_maxima(
+    dvalues: Array, took_over: list[Array], grids: list[Array], *, accumulate: bool
+) -> None:
+    """Give ``dvalues`` to the grid that holds each maximum (``running_maximum``'s record),
+    0 to the others; ``accumulate`` adds instead of writing (overlapping windows)."""
+    unclaimed = np.ones(dvalues.shape, dtype=np.bool_)
+    owners = [*took_over[::-1], unclaimed]  # grids K−1 … 1, then 0
+    for grid, took in zip(grids[::-1], owners, strict=True):
+        owner = took if took is unclaimed else took & unclaimed
+        if took is not unclaimed:
+            unclaimed &= ~took
+        if accumulate:
+            grid += dvalues * owner
+        else:
+            np.multiply(dvalues, owner, out=grid)
 
 
 @LAYERS.register("avg_pool2d")
