@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lamina.layers.conv import Conv2D, WindowGrid
+from lamina.layers.conv import Conv2D
 from lamina.layers.pooling import MaxPool2D, route_to_maxima, running_maximum
 
 Array = np.ndarray
@@ -52,14 +52,8 @@ class PooledConvolution:
         conv, (ph, pw) = self.conv, self.pool.pool_size
         padded, (out_h, out_w) = conv.pad(inputs)
         pooled_h, pooled_w = self.pool._output_size(out_h, out_w)
-        (sh, sw), n = conv.stride, len(inputs)
-        grids = [
-            WindowGrid((a * sh, ph * sh, pooled_h), (b * sw, pw * sw, pooled_w))
-            for a in range(ph)
-            for b in range(pw)
-        ]
-        z = conv.convolve(padded, grids)
-        self._blocks = list(z.reshape(ph * pw, n, pooled_h, pooled_w, conv.filters))
+        z = conv.convolve(padded, (ph * pooled_h, pw * pooled_w), pool=(ph, pw))
+        self._blocks = list(z.reshape(ph * pw, len(inputs), pooled_h, pooled_w, conv.filters))
         # recorded in training; after an inference pass backward recomputes it
         maximum, self._took_over = running_maximum(self._blocks, training)
         return maximum

@@ -5,6 +5,7 @@ Each caches what its derivative needs (the output, or the input) and nothing els
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -40,6 +41,27 @@ class Linear(Activation):
         return dvalues
 
 
+ZERO_ROW_LIMIT = 1 << 16  # values per sample up to which ``rectify`` uses a row of zeros
+
+
+def rectify(inputs: Array, out: Array) -> Array:
+    """``out = max(inputs, 0)``. NumPy 2.4 vectorises ``np.maximum`` of two arrays but not
+    of an array and a scalar, so each sample is compared with a cached row of zeros
+    (W2's first feature maps, 128 × 13 × 13 × 32: 40 µs instead of 215 µs)."""
+    row = inputs.size // max(len(inputs), 1) if inputs.ndim else 0
+    if not (0 < row <= ZERO_ROW_LIMIT and inputs.flags.c_contiguous and out.flags.c_contiguous):
+        return np.maximum(inputs, 0, out=out)
+    np.maximum(inputs.reshape(-1, row), _zeros(row, inputs.dtype), out=out.reshape(-1, row))
+    return out
+
+
+@functools.lru_cache(maxsize=32)
+def _zeros(length: int, dtype: np.dtype) -> Array:
+    zeros = np.zeros(length, dtype=dtype)
+    zeros.flags.writeable = False
+    return zeros
+
+
 @LAYERS.register("relu")
 class ReLU(Activation):
     r"""Rectified linear unit: ``σ(x) = max(0, x)`` (notes §1.2, §3.2.2).
@@ -48,11 +70,11 @@ class ReLU(Activation):
     """
 
     def forward(self, inputs: Array, *, training: bool = False) -> Array:
-        self._output = np.maximum(inputs, 0)
+        self._output = rectify(inputs, np.empty_like(inputs))
         return self._output
 
     def forward_inplace(self, inputs: Array, *, training: bool = False) -> Array:
-        self._output = np.maximum(inputs, 0, out=inputs)
+        self._output = rectify(inputs, inputs)
         return self._output
 
     def backward_inplace(self, dvalues: Array) -> Array:
