@@ -36,7 +36,7 @@ def test_gradcheck(case: checks.Case) -> None:
 
 def test_fused_cases_really_use_the_fused_path() -> None:
     fused = [case for case in CASES if "fused" in case.name]
-    assert len(fused) == 2
+    assert len(fused) == 3
     for case in fused:
         assert isinstance(case.target, lm.Model) and case.target._plan.fused_softmax
 

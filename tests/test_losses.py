@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import lamina as lm
+from lamina import config
 
 losses, metrics = lm.losses, lm.metrics
 
@@ -32,6 +34,40 @@ def test_fused_backward_is_prediction_minus_target_over_n() -> None:
     y_pred = np.array([[0.7, 0.1, 0.2], [0.1, 0.5, 0.4]])
     dz = losses.CategoricalCrossentropy().backward_through_softmax(y_pred, np.array([0, 2]))
     np.testing.assert_allclose(dz, [[-0.15, 0.05, 0.1], [0.05, 0.25, -0.3]])
+
+
+def test_label_smoothing_by_hand_and_through_a_config(tmp_path: Path) -> None:
+    # α = 0.3, K = 3: targets (1 − α)·y + α/K = [0.8, 0.1, 0.1] for class 0
+    y_pred = np.array([[0.7, 0.1, 0.2], [0.1, 0.5, 0.4]])
+    labels = np.array([0, 2])
+    cce = losses.CategoricalCrossentropy(label_smoothing=0.3)
+    expected = [
+        -(0.8 * math.log(0.7) + 0.1 * math.log(0.1) + 0.1 * math.log(0.2)),
+        -(0.1 * math.log(0.1) + 0.1 * math.log(0.5) + 0.8 * math.log(0.4)),
+    ]
+    np.testing.assert_allclose(cce.forward(y_pred, labels), expected)
+    np.testing.assert_allclose(cce.forward(y_pred, np.eye(3)[labels]), expected)
+    targets = np.array([[0.8, 0.1, 0.1], [0.1, 0.1, 0.8]])
+    for y in (labels, np.eye(3)[labels]):
+        fused = cce.backward_through_softmax(y_pred, y)
+        np.testing.assert_allclose(fused, (y_pred - targets) / 2, atol=1e-12)
+        np.testing.assert_allclose(cce.backward(y_pred, y), -targets / y_pred / 2)
+    assert losses.CategoricalCrossentropy.from_config(cce.get_config()).label_smoothing == 0.3
+    with pytest.raises(lm.errors.ConfigError, match="label_smoothing"):
+        losses.CategoricalCrossentropy(label_smoothing=1.0)
+
+    raw = {
+        "data": {"dataset": "spiral"},
+        "layers": [{"type": "dense", "n_inputs": 2, "n_neurons": 3, "activation": "softmax"}],
+        "compile": {"loss": {"type": "categorical_crossentropy", "label_smoothing": 0.1}},
+    }
+    model = config.build_model(config.from_dict(raw))
+    assert model.loss.label_smoothing == 0.1
+    model.save(tmp_path / "smoothed.lamina")
+    assert lm.load_model(tmp_path / "smoothed.lamina").loss.label_smoothing == 0.1
+    raw["compile"]["loss"]["label_smooth"] = 0.1
+    with pytest.raises(config.ConfigFileError, match="label_smooth"):
+        config.from_dict(raw)
 
 
 def test_binary_crossentropy_by_hand() -> None:

@@ -144,12 +144,18 @@ def _cce_cases(rng: np.random.Generator) -> list[Case]:
     fused.compile(loss="categorical_crossentropy", optimizer="sgd")
     separate = Model([L.Dense(5, 4, weight_init="glorot_uniform"), L.Softmax()], seed=1)
     separate.compile(loss="categorical_crossentropy", optimizer="sgd")
+    smoothed = Model([L.Dense(5, 4, activation="softmax", weight_init="glorot_uniform")], seed=2)
+    smoothed.compile(loss=losses.CategoricalCrossentropy(label_smoothing=0.2), optimizer="sgd")
     x = rng.standard_normal((6, 5))
+    smoothing = losses.CategoricalCrossentropy(label_smoothing=0.1)
     return [
         Case("cce/labels", losses.CategoricalCrossentropy(), y_pred, labels),
         Case("cce/one-hot", losses.CategoricalCrossentropy(), y_pred, one_hot),
+        Case("cce/labels, label smoothing", smoothing, y_pred, labels),
+        Case("cce/one-hot, label smoothing", smoothing, y_pred, one_hot),
         Case("softmax+cce fused (Dense activation)", fused, x, labels),
         Case("softmax+cce fused (Softmax layer)", separate, x, labels),
+        Case("softmax+cce fused, label smoothing", smoothed, x, labels),
     ]
 
 

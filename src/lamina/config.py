@@ -22,7 +22,7 @@ training settings and the callbacks::
     activation = "relu"
 
     [compile]
-    loss = "categorical_crossentropy"
+    loss = "categorical_crossentropy"  # or {type = "...", label_smoothing = 0.1}
 
     [optimizer]
     type = "adam"
@@ -188,6 +188,10 @@ def _check_keys(run: RunConfig) -> None:
     _known(run, run.model, MODEL_KEYS, "model")
     if "loss" not in run.compile:
         raise run.error('missing key `loss`, e.g. loss = "categorical_crossentropy".', "compile")
+    if isinstance(run.compile["loss"], dict):  # loss = {type = "...", label_smoothing = 0.1}
+        from lamina.losses import LOSSES
+
+        _check_typed(run, run.compile["loss"], "compile", None, dict(LOSSES.items()))
     if not run.layers:
         raise run.error("the model needs at least one [[layers]] table.", "layers")
     from lamina import augmentation, callbacks, optimizers, preprocessing
@@ -274,7 +278,7 @@ def _line_of(text: str, table: str, index: int | None, key: str | None) -> int:
 # -- building -----------------------------------------------------------------------------------
 def build_model(run: RunConfig, *, seed: int | None = None) -> Any:
     """The compiled Model a config describes (seed overrides [model] seed)."""
-    from lamina import augmentation, optimizers, preprocessing
+    from lamina import augmentation, losses, optimizers, preprocessing
     from lamina.layers.serialization import deserialize
     from lamina.model import Model
 
@@ -322,9 +326,12 @@ def build_model(run: RunConfig, *, seed: int | None = None) -> Any:
         if run.optimizer
         else "adam"
     )
+    loss = run.compile["loss"]
+    if isinstance(loss, dict):
+        loss = _build(run, "compile", None, lambda c, k: losses.LOSSES.lookup(k)(**c), loss)
     try:
         model.compile(
-            loss=run.compile["loss"],
+            loss=loss,
             optimizer=optimizer,
             metrics=run.compile.get("metrics", ["accuracy"]),
         )

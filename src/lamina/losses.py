@@ -57,28 +57,58 @@ class CategoricalCrossentropy(Loss):
     Backward (notes §1.3, §3.3.4): ``∂L/∂ŷᵢⱼ = −yᵢⱼ / ŷᵢⱼ / N``.
     Fused with a Softmax before it (notes §1.3 "Softmax Cross-Entropy", §3.3.4):
     ``∂L/∂zᵢⱼ = (ŷᵢⱼ − yᵢⱼ) / N`` — see :meth:`backward_through_softmax`.
+
+    Args:
+        label_smoothing: α in [0, 1); the targets become ``(1 − α)·y + α/K`` for K classes
+            (Szegedy et al. 2016; Keras's and PyTorch's ``label_smoothing``): the model is
+            no longer pushed towards confidences of exactly 0 and 1. The formulas above
+            hold with the smoothed y.
     """
 
+    def __init__(self, label_smoothing: float = 0.0) -> None:
+        if not (isinstance(label_smoothing, int | float) and 0 <= label_smoothing < 1):
+            raise ConfigError(
+                invalid(
+                    "CategoricalCrossentropy.label_smoothing",
+                    "a float in [0, 1)",
+                    repr(label_smoothing),
+                )
+            )
+        self.label_smoothing = float(label_smoothing)
+
     def forward(self, y_pred: Array, y_true: Array) -> Array:
-        if y_true.ndim == 1:  # only the target class's confidence is needed
+        if y_true.ndim == 1 and not self.label_smoothing:  # only the target's confidence
             correct = y_pred[np.arange(len(y_pred)), y_true]
             return -np.log(np.clip(correct, EPSILON, 1 - EPSILON))
-        return -np.sum(y_true * np.log(np.clip(y_pred, EPSILON, 1 - EPSILON)), axis=1)
+        targets = self.targets(y_true, y_pred.shape[1], y_pred.dtype)
+        return -np.sum(targets * np.log(np.clip(y_pred, EPSILON, 1 - EPSILON)), axis=1)
 
     def backward(self, y_pred: Array, y_true: Array) -> Array:
-        one_hot = _one_hot(y_true, y_pred.shape[1], y_pred.dtype)
-        return -one_hot / np.clip(y_pred, EPSILON, 1 - EPSILON) / len(y_pred)
+        targets = self.targets(y_true, y_pred.shape[1], y_pred.dtype)
+        return -targets / np.clip(y_pred, EPSILON, 1 - EPSILON) / len(y_pred)
 
     def backward_through_softmax(self, softmax_output: Array, y_true: Array) -> Array:
         """∂L/∂z = (ŷ − y)/N for z the Softmax inputs (notes §1.3): one subtraction."""
-        n = len(softmax_output)
+        n, classes = softmax_output.shape
         if y_true.ndim == 1:
             dz = softmax_output.copy()
-            dz[np.arange(n), y_true] -= 1
+            if self.label_smoothing:
+                dz -= self.label_smoothing / classes
+            dz[np.arange(n), y_true] -= 1 - self.label_smoothing
         else:
-            dz = softmax_output - y_true
+            dz = softmax_output - self.targets(y_true, classes, softmax_output.dtype)
         dz *= 1.0 / n
         return dz
+
+    def targets(self, y_true: Array, n_classes: int, dtype: np.dtype) -> Array:
+        """The (smoothed) target distribution per sample, (N, K)."""
+        one_hot = _one_hot(y_true, n_classes, dtype)
+        if not self.label_smoothing:
+            return one_hot
+        return one_hot * (1 - self.label_smoothing) + self.label_smoothing / n_classes
+
+    def get_config(self) -> dict[str, Any]:
+        return {"label_smoothing": self.label_smoothing} if self.label_smoothing else {}
 
     def prepare_targets(self, y: Array, n_outputs: int) -> Array:
         if y.ndim == 2 and y.shape[1] == n_outputs and n_outputs > 1:
