@@ -1,5 +1,6 @@
 """The benchmark workloads (DESIGN §8) learn real Fashion-MNIST: W1, the notes' MLP, reaches
-≥ 0.88 test accuracy in 10 epochs; W2, the CNN of notes §1.11, ≥ 0.89 in 5."""
+≥ 0.88 test accuracy in 10 epochs; W2, the CNN of notes §1.11, ≥ 0.90 in 5 (≥ 0.915 with
+BatchNorm)."""
 
 from __future__ import annotations
 
@@ -40,11 +41,10 @@ def test_w1_reaches_088_test_accuracy_in_10_epochs() -> None:
     assert history.history["loss"][-1] < history.history["loss"][0]
 
 
-@pytest.mark.parametrize(("batchnorm", "minimum"), [(False, 0.89), (True, 0.895)])
+@pytest.mark.parametrize(("batchnorm", "minimum"), [(False, 0.90), (True, 0.915)])
 def test_w2_cnn_after_5_epochs(batchnorm: bool, minimum: float) -> None:
-    # Measured here: 0.8985 (W2) and 0.9010 (BatchNorm after each convolution); PyTorch
-    # trains the same recipe to 0.8925 / 0.8966 (issue 3's note). The issue asked for 0.90
-    # and 0.915, which neither reaches in 5 epochs.
+    # issue 3's targets, with the example's recipe (Adam 2e-3 on a cosine, batch 32, label
+    # smoothing 0.1); the measured figures are in the example's docstring
     result = load_example("fashion_mnist_cnn").main(
         ["--epochs", "5", *(["--batchnorm"] if batchnorm else []), "--verbose", "0"]
     )
