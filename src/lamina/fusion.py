@@ -51,7 +51,7 @@ class PooledConvolution:
     def forward(self, inputs: Array, *, training: bool = False) -> Array:
         conv, (ph, pw) = self.conv, self.pool.pool_size
         padded, (out_h, out_w) = conv.pad(inputs)
-        pooled_h, pooled_w = self.pool._output_size(out_h, out_w)
+        pooled_h, pooled_w = self.pool.pooled_size(out_h, out_w)
         z = conv.convolve(padded, (ph * pooled_h, pw * pooled_w), pool=(ph, pw))
         self._blocks = list(z.reshape(ph * pw, len(inputs), pooled_h, pooled_w, conv.filters))
         # recorded in training; after an inference pass backward recomputes it

@@ -36,9 +36,11 @@ class Pooling2D(Layer):
         height, width, channels = input_shape
         if height is None or width is None:
             return (None, None, channels)
-        return (*self._output_size(height, width), channels)
+        return (*self.pooled_size(height, width), channels)
 
-    def _output_size(self, height: int, width: int) -> tuple[int, int]:
+    def pooled_size(self, height: int, width: int) -> tuple[int, int]:
+        """Output height and width for a height × width input; a ShapeError if the pool is
+        larger than the input."""
         (ph, pw), (sh, sw) = self.pool_size, self.stride
         if ph > height or pw > width:
             raise ShapeError(
@@ -56,7 +58,7 @@ class Pooling2D(Layer):
     def _geometry(self, inputs: Array) -> tuple[int, int]:
         if inputs.ndim != 4:
             raise ShapeError(self._shape_message(f"an array of shape {inputs.shape}"))
-        out = self._output_size(*inputs.shape[1:3])
+        out = self.pooled_size(*inputs.shape[1:3])
         self._input_shape = inputs.shape
         return out
 
