@@ -225,14 +225,28 @@ class Conv2D(ActivatedLayer):
     def convolve(
         self, padded: Array, out: tuple[int, int], pool: tuple[int, int] | None = None
     ) -> Array:
-        """S at the first out_h × out_w output pixels, as a (rows, F) matrix.
+        """S at the first out_h × out_w output pixels, as a (rows, F) matrix, rows in the
+        order of ``im2col``."""
+        return np.matmul(self.im2col(padded, out, pool), self.kernel_matrix())
+
+    def kernel_matrix(self) -> Array:
+        """K reshaped to (kh·kw·C, F) with the biases as a last row (see ``im2col``)."""
+        window = self.kernel_size[0] * self.kernel_size[1] * self.in_channels
+        weights = self.params["weights"].reshape(window, self.filters)
+        return np.concatenate([weights, self.params["biases"][None]])
+
+    def im2col(
+        self, padded: Array, out: tuple[int, int], pool: tuple[int, int] | None = None
+    ) -> Array:
+        """The windows of the first out_h × out_w output pixels, one per row, kept for
+        backward.
 
         Rows in image order (n, i, j); or, with ``pool`` = (ph, pw) dividing ``out``, in
         *pool order* (a, b, n, i, j) for the pixel (ph·i + a, pw·j + b): one block per
         position (a, b) inside the pooling window (``lamina.fusion``).
 
-        Each row of ``cols`` holds a window's kh·kw·C values, then a 1 that multiplies the
-        bias row of the kernel matrix — the bias add and ∂L/∂b ride along in the matmuls.
+        Each row holds a window's kh·kw·C values, then a 1 that multiplies the bias row of
+        ``kernel_matrix`` — the bias add and ∂L/∂b ride along in the matmuls.
         """
         n = len(padded)
         kh, kw = self.kernel_size
@@ -256,10 +270,7 @@ class Conv2D(ActivatedLayer):
                     column = block[:, (m * kw + k) * self.in_channels + c]
                     column.reshape(n, *grid.shape)[...] = padded[:, rows_read, columns_read, c]
         self._cols, self._layout = cols, (out, pool)
-        kernel = np.concatenate(
-            [self.params["weights"].reshape(window, self.filters), self.params["biases"][None]]
-        )
-        return np.matmul(cols, kernel)
+        return cols
 
     def backward_linear(self, dz: Array) -> Array | None:
         """From ∂L/∂S in the order ``convolve`` produced it (any shape ending in F)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -134,14 +135,15 @@ class MaxPool2D(Pooling2D):
         return dx
 
 
-def running_maximum(grids: list[Array], record: bool) -> tuple[Array, list[Array] | None]:
-    """The element-wise maximum of same-shaped ``grids``, and (``record``) for each grid
-    after the first a boolean "strictly greater than every earlier grid": where it took
-    over the maximum. The last grid that took over an element holds the first of its tied
-    maxima."""
-    maximum = grids[0].copy()
+def running_maximum(grids: Iterable[Array], record: bool) -> tuple[Array, list[Array] | None]:
+    """The element-wise maximum of same-shaped ``grids`` (read once, in order), and
+    (``record``) for each grid after the first a boolean "strictly greater than every
+    earlier grid": where it took over the maximum. The last grid that took over an element
+    holds the first of its tied maxima."""
+    remaining = iter(grids)
+    maximum = next(remaining).copy()
     took_over: list[Array] | None = [] if record else None
-    for grid in grids[1:]:
+    for grid in remaining:
         if took_over is not None:
             took_over.append(np.greater(grid, maximum))
         np.maximum(maximum, grid, out=maximum)
