@@ -57,10 +57,6 @@ class WindowGrid:
     def shape(self) -> tuple[int, int]:
         return self.rows[2], self.columns[2]
 
-    @property
-    def size(self) -> int:
-        return self.rows[2] * self.columns[2]
-
     def offset(self, m: int, k: int) -> tuple[slice, slice]:
         """The input rows and columns that kernel offset (m, k) reads in every window."""
         (r0, rs, rn), (c0, cs, cn) = self.rows, self.columns
