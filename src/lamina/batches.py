@@ -30,6 +30,12 @@ class BatchSource(Protocol):
     @property
     def steps(self) -> int | None: ...
 
+    @property
+    def replayable(self) -> bool:
+        """Whether iterating again, from the same Generator state, gives the same batches
+        (what lets a diverged epoch be replayed up to its last finite step)."""
+        ...
+
 
 class ArrayBatches:
     """Batches of in-memory arrays, in a new random order every epoch when ``shuffle``."""
@@ -38,6 +44,8 @@ class ArrayBatches:
         self, X: Array, y: Array, batch_size: int, shuffle: bool, rng: np.random.Generator
     ) -> None:
         self.X, self.y, self.batch_size, self.shuffle, self.rng = X, y, batch_size, shuffle, rng
+
+    replayable = True
 
     @property
     def steps(self) -> int:
@@ -71,6 +79,8 @@ class SequenceBatches:
                 )
             )
 
+    replayable = True  # like keras.utils.Sequence, [i] is expected to give the same batch
+
     @property
     def steps(self) -> int:
         return len(self.sequence)
@@ -103,6 +113,8 @@ class IterableBatches:
                     "pass the generator function itself (f, not f()), or epochs=1",
                 )
             )
+
+    replayable = False  # a generator function need not yield the same batches twice
 
     @property
     def steps(self) -> int | None:

@@ -10,6 +10,7 @@ __all__ = [
     "ConfigError",
     "DataIntegrityError",
     "DataNotFoundError",
+    "FileWriteError",
     "GradcheckError",
     "InputError",
     "LaminaError",
@@ -51,6 +52,11 @@ class GradcheckError(LaminaError, AssertionError):
 
 class ModelFileError(LaminaError, ValueError):
     """A model or weights file that is corrupt, hostile, or does not fit the model."""
+
+
+class FileWriteError(LaminaError, OSError):
+    """A file that could not be written (disk full, permissions, not a regular file); it
+    names the target and the fix, and the old file, if any, is left as it was."""
 
 
 class DataNotFoundError(LaminaError, FileNotFoundError):

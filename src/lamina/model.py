@@ -7,6 +7,7 @@ per batch forward → loss → backward → optimizer step (notes §1.9 "Batches
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -15,21 +16,23 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
+from lamina import callbacks as callbacks_module
 from lamina import io
 from lamina import losses as losses_module
 from lamina import metrics as metrics_module
 from lamina import optimizers as optimizers_module
 from lamina._arena import ParameterArena
 from lamina.batches import ArrayBatches, BatchSource, is_batch_stream, stream_for
-from lamina.callbacks import Callback, History, ProgressBar
+from lamina.callbacks import Callback, CallbackState, History, ProgressBar
 from lamina.errors import ConfigError, InputError, NotCompiledError, NumericalError, invalid
 from lamina.execution import ExecutionPlan
-from lamina.layers.base import LAYERS, Layer, Shape, format_shape
+from lamina.layers.base import LAYERS, Layer, Shape, check_name, format_shape
 from lamina.losses import CategoricalCrossentropy, Loss
 from lamina.metrics import Metric
 from lamina.optimizers import Optimizer
+from lamina.rewind import Rewind, finite_state
+from lamina.validation import cast_samples, numeric_samples, positive_int, targets_for
 from lamina.validation import check_finite as check_inputs_finite
-from lamina.validation import numeric_samples, positive_int, targets_for
 
 Array = np.ndarray
 
@@ -90,11 +93,18 @@ class Model:
                 raise ConfigError(
                     invalid(f"layers[{index}]", "a lamina Layer", type(layer).__name__)
                 )
-        if seed is not None and (not isinstance(seed, int | np.integer) or seed < 0):
+        if seed is not None and (
+            not isinstance(seed, int | np.integer) or isinstance(seed, bool) or seed < 0
+        ):
             raise ConfigError(invalid("seed", "a non-negative int or None", repr(seed)))
-        self.dtype = np.dtype(dtype)
+        try:
+            self.dtype = np.dtype(dtype)
+        except TypeError:
+            self.dtype = np.dtype(object)  # refused below, with the usual message
         if self.dtype not in (np.float32, np.float64):
-            raise ConfigError(invalid("dtype", "'float32' or 'float64'", repr(dtype)))
+            raise ConfigError(
+                invalid("dtype", "'float32' or 'float64'", repr(dtype), "use dtype='float32'")
+            )
         self.layers = list(layers)
         self.seed = seed
         self.preprocessing = preprocessing
@@ -116,6 +126,8 @@ class Model:
         self.stop_training = False
         self._plan = ExecutionPlan(self.layers, loss_takes_softmax=False)
         self._arena: ParameterArena | None = None
+        self._running_callbacks: list[Callback] | None = None  # those of the fit under way
+        self._callback_states: list[CallbackState] = []  # of the last fit, or of the file
 
     # -- construction ------------------------------------------------------------------
     def _name_layers(self) -> None:
@@ -133,9 +145,9 @@ class Model:
                     break
             layer.name = candidate
             taken.add(candidate)
-        names = [layer.name for layer in self.layers]
+        names = [check_name(layer.name) for layer in self.layers]
         if len(set(names)) != len(names):
-            duplicates = sorted({n for n in names if names.count(n) > 1})  # type: ignore[type-var]
+            duplicates = sorted({n for n in names if names.count(n) > 1})
             raise ConfigError(invalid("layer names", "unique names", f"duplicates {duplicates}"))
 
     def _seed_layers(self) -> None:
@@ -147,6 +159,28 @@ class Model:
             layer.rng = np.random.default_rng(child)
             if self.seed is not None:
                 layer.reset_parameters()
+
+    @property
+    def random_state(self) -> dict[str, Any]:
+        """The state of the model's own Generators — ``"shuffle"`` (the per-epoch order)
+        and ``"augment"`` (augmentation draws) — as JSON-able dicts; assigning one puts
+        them back (each layer's ``rng`` holds the rest: initial parameters, dropout)."""
+        return {
+            "shuffle": self._rng.bit_generator.state,
+            "augment": self._augment_rng.bit_generator.state,
+        }
+
+    @random_state.setter
+    def random_state(self, state: dict[str, Any]) -> None:
+        for key, generator in (("shuffle", self._rng), ("augment", self._augment_rng)):
+            value = state.get(key) if isinstance(state, dict) else None
+            kind = type(generator.bit_generator).__name__
+            if not (isinstance(value, dict) and value.get("bit_generator") == kind):
+                raise ConfigError(
+                    invalid(f"random_state[{key!r}]", f"a {kind} state dict", repr(value)[:80])
+                )
+        self._rng.bit_generator.state = state["shuffle"]
+        self._augment_rng.bit_generator.state = state["augment"]
 
     def _check_layer_sizes(self) -> None:
         shape: Shape | None = None
@@ -287,12 +321,20 @@ class Model:
         initial_epoch = positive_int("initial_epoch", initial_epoch, 0, "initial_epoch=0")
         if verbose not in (0, 1, 2):
             raise ConfigError(invalid("verbose", "0, 1 or 2", repr(verbose)))
-        if not (isinstance(validation_split, int | float) and 0 <= validation_split < 1):
+        if not (
+            isinstance(validation_split, numbers.Real)
+            and not isinstance(validation_split, bool | np.bool_)
+            and 0 <= validation_split < 1
+        ):
             raise ConfigError(
                 invalid(
                     "validation_split", "a float in [0, 1)", repr(validation_split), "use e.g. 0.1"
                 )
             )
+        validation_split = float(validation_split)
+        if not isinstance(shuffle, bool | np.bool_):
+            raise ConfigError(invalid("shuffle", "True or False", repr(shuffle)))
+        shuffle = bool(shuffle)
         if batch_size is not None:
             batch_size = positive_int("batch_size", batch_size, 1, "batch_size=32")
         if is_batch_stream(X):
@@ -304,17 +346,44 @@ class Model:
                 X, y, batch_size, validation_data, validation_split, shuffle
             )
 
+        continuing = initial_epoch > 0 and initial_epoch == self.epochs_done
         history = self._history_for(initial_epoch)
-        callback_list = [history, *callbacks]
-        if verbose:
-            callback_list.append(ProgressBar(verbose))
-        self._fit_epochs = epochs
-        self._fit_steps = batches.steps
+        history.divergence = None  # of this fit
+        callback_list = _ordered([history, *callbacks], verbose)
         self.stop_training = False
+        params = {
+            "epochs": epochs,
+            "initial_epoch": initial_epoch,
+            "steps": batches.steps,
+            "logs": self._log_names(validation is not None),
+            "verbose": verbose,
+        }
         for callback in callback_list:
+            callback.set_params(params)
             callback.set_model(self)
             callback.on_train_begin()
+        if continuing:
+            callbacks_module.resume(callback_list, self._callback_states)
+        self._running_callbacks = callback_list
+        try:
+            self._run_epochs(batches, validation, history, callback_list, initial_epoch, epochs)
+        finally:
+            self._running_callbacks = None
+        self._callback_states = callbacks_module.states_of(callback_list)
+        return history
+
+    def _run_epochs(
+        self,
+        batches: BatchSource,
+        validation: tuple[Array, Array] | None,
+        history: History,
+        callback_list: list[Callback],
+        initial_epoch: int,
+        epochs: int,
+    ) -> None:
         for epoch in range(initial_epoch, epochs):
+            if self.stop_training:  # a resumed callback state says the run had stopped
+                break
             for callback in callback_list:
                 callback.on_epoch_begin(epoch)
             try:
@@ -322,8 +391,9 @@ class Model:
                 with np.errstate(over="ignore", invalid="ignore"):
                     logs = self._train_epoch(batches, callback_list)
             except NumericalError as error:
+                history.divergence = f"epoch {epoch + 1}, {error}"
                 warnings.warn(
-                    f"Training stopped at epoch {epoch + 1}, {error}", RuntimeWarning, stacklevel=2
+                    f"Training stopped at epoch {epoch + 1}, {error}", RuntimeWarning, stacklevel=3
                 )
                 break
             if validation is not None:
@@ -336,7 +406,23 @@ class Model:
                 break
         for callback in callback_list:
             callback.on_train_end()
-        return history
+
+    def _log_names(self, validation: bool) -> list[str]:
+        """The names every epoch's logs hold."""
+        names = ["loss", *(metric.name for metric in self.metrics)]
+        return names + [f"val_{name}" for name in names] if validation else names
+
+    def callback_states(self) -> list[CallbackState]:
+        """The state of each stateful callback of the fit under way, else of the last fit
+        (or of the file the model was loaded from): what ``save`` stores for resuming."""
+        if self._running_callbacks is not None:
+            return callbacks_module.states_of(self._running_callbacks)
+        return list(self._callback_states)
+
+    def resume_from(self, states: list[CallbackState]) -> None:
+        """Callback states for the next fit that continues this model (``load_model``
+        calls it with the states of the file)."""
+        self._callback_states = list(states)
 
     def _history_for(self, initial_epoch: int) -> History:
         """A new History, or — when ``initial_epoch`` continues the epochs this model has
@@ -439,14 +525,22 @@ class Model:
         names = ["loss", *(metric.name for metric in self.metrics)]
         regularized = any(layer.regularizers for layer in self.layers)
         totals = [0.0] * len(names)
-        seen = 0
+        seen = steps = 0
+        rewind = Rewind(self, batches, self._augmented_step)
         for step, (xb, yb) in enumerate(batches):
-            for augment in self.augmentation:
-                xb = augment(xb, self._augment_rng)
+            rewind.before_step()
             try:
-                _, sample_losses, scores = self.train_step(xb, yb)
-            except NumericalError as error:
-                raise NumericalError(f"step {step + 1}: {error}") from None
+                _, sample_losses, scores = self._augmented_step(xb, yb)
+            except NumericalError:
+                reason = f"step {step + 1}: the loss is NaN or inf (training diverged)"
+                raise NumericalError(_rewound(rewind, step, reason)) from None
+            if not rewind.after_step():
+                raise NumericalError(
+                    _rewound(
+                        rewind, step, f"step {step + 1} left NaN/inf values (training diverged)"
+                    )
+                )
+            steps += 1
             size = len(xb)
             seen += size
             penalty = self.regularization_penalty() if regularized else 0.0
@@ -459,7 +553,20 @@ class Model:
                 callback.on_batch_end(step, logs)
             if self.stop_training:  # a callback (TerminateOnNaN) asked to stop now
                 break
+        if not finite_state(self):
+            raise NumericalError(
+                _rewound(
+                    rewind,
+                    steps,
+                    "the epoch left NaN/inf parameters or optimizer state (training diverged)",
+                )
+            )
         return {name: total / max(seen, 1) for name, total in zip(names, totals, strict=True)}
+
+    def _augmented_step(self, xb: Array, yb: Array) -> tuple[Array, Array, list[Array]]:
+        for augment in self.augmentation:
+            xb = augment(xb, self._augment_rng)
+        return self.train_step(xb, yb)
 
     # -- evaluate / predict ------------------------------------------------------------------
     def evaluate(
@@ -505,7 +612,12 @@ class Model:
         is cheapest: a linear first layer turns a NaN/inf anywhere in a row into NaN/inf in
         its whole output row, so scanning that (smaller, cached) output finds them; only
         then is X scanned, to name the bad value."""
-        size = positive_int("batch_size", batch_size or PREDICT_BATCH_SIZE, 1, "batch_size=256")
+        size = positive_int(
+            "batch_size",
+            PREDICT_BATCH_SIZE if batch_size is None else batch_size,
+            1,
+            "batch_size=256",
+        )
         plan = self._plan
         skip = 1 if check_finite and plan.linear_first else 0
         for start in range(0, len(X), size):
@@ -526,7 +638,7 @@ class Model:
         if self.preprocessing is not None:
             self._require_fitted_preprocessing("evaluate or predict")
             array = np.asarray(self.preprocessing.transform(array))
-        array = array.astype(self.dtype, copy=False)
+        array = cast_samples(array, self.dtype, name)
         if self.preprocessing is not None and finite:
             check_inputs_finite(array, f"{name} after preprocessing")
         self._output_shape(array.shape[1:])
@@ -611,6 +723,28 @@ class Model:
 
     def __repr__(self) -> str:
         return f"Model({len(self.layers)} layers, {self.count_params():,} params)"
+
+
+def _ordered(callback_list: list[Callback], verbose: int) -> list[Callback]:
+    """The callbacks of a fit in the order their hooks run: those that save the model after
+    the others, so the file holds every callback's state for the epoch; the progress bar
+    last."""
+    ordered = [c for c in callback_list if not c.saves_model]
+    ordered += [c for c in callback_list if c.saves_model]
+    if verbose:
+        ordered.append(ProgressBar(verbose))
+    return ordered
+
+
+def _rewound(rewind: Rewind, failed: int, reason: str) -> str:
+    """Take the model back to its last finite step and say so."""
+    kept = rewind.back_to_finite(failed)
+    where = f"after step {kept} of this epoch" if kept else "at the start of this epoch"
+    return (
+        f"{reason}; the model was taken back to its state {where}, the last with finite "
+        "parameters and optimizer state. Fix: lower the learning rate, or add decay or "
+        "clipnorm to the optimizer."
+    )
 
 
 def _validation_pair(validation_data: Any, validation_split: float) -> tuple[Any, Any]:

@@ -59,6 +59,7 @@ class Optimizer:
     """
 
     slot_names: tuple[str, ...] = ()  # the per-parameter state an update keeps
+    nonnegative_slots: tuple[str, ...] = ()  # slots that accumulate squares: never < 0
 
     def __init__(
         self,
@@ -95,6 +96,8 @@ class Optimizer:
         """
         learning_rate = self.current_learning_rate
         self.iterations += 1
+        if not parameters:  # a model without trainable parameters: nothing to update
+            return
         self._clip([grad for _, _, grad in parameters] if flat is None else [flat[1]])
         if flat is not None:
             theta, grad = flat
@@ -154,6 +157,27 @@ class Optimizer:
             buffer = np.empty(theta.size, dtype=theta.dtype)
             self._scratch = buffer
         return buffer[: theta.size].reshape(theta.shape)
+
+    def snapshot(self) -> dict[str, Any]:
+        """A copy of the training state — step count, rate and slots — for :meth:`restore`."""
+        return {
+            "iterations": self.iterations,
+            "learning_rate": self.learning_rate,
+            "slots": {
+                key: {name: array.copy() for name, array in slots.items()}
+                for key, slots in self.slots.items()
+            },
+        }
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        """Put a :meth:`snapshot` back, in place; a slot created since starts at zero again,
+        as it was before it existed."""
+        self.iterations = snapshot["iterations"]
+        self.learning_rate = snapshot["learning_rate"]
+        for key, slots in self.slots.items():
+            saved = snapshot["slots"].get(key, {})
+            for name, array in slots.items():
+                array[...] = saved[name] if name in saved else 0
 
     def get_config(self) -> dict[str, Any]:
         return {
@@ -226,6 +250,7 @@ class Adagrad(Optimizer):
     """
 
     slot_names = ("cache",)
+    nonnegative_slots = ("cache",)
 
     def __init__(
         self,
@@ -262,6 +287,7 @@ class RMSprop(Optimizer):
     """
 
     slot_names = ("cache",)
+    nonnegative_slots = ("cache",)
 
     def __init__(
         self,
@@ -305,6 +331,7 @@ class Adadelta(Optimizer):
     """
 
     slot_names = ("grad_average", "delta_average")
+    nonnegative_slots = ("grad_average", "delta_average")
 
     def __init__(
         self,
@@ -352,6 +379,7 @@ class Adam(Optimizer):
     """
 
     slot_names = ("momentum", "cache")
+    nonnegative_slots = ("cache",)
 
     def __init__(
         self,

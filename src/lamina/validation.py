@@ -11,9 +11,24 @@ from lamina.errors import ConfigError, InputError, invalid
 Array = np.ndarray
 
 
+def as_array(X: ArrayLike, name: str) -> Array:
+    """``np.asarray(X)``, with a clear error for a ragged list (rows of different lengths)."""
+    try:
+        return np.asarray(X)
+    except ValueError:
+        raise InputError(
+            invalid(
+                name,
+                "a rectangular array (every sample of the same shape)",
+                f"a ragged {type(X).__name__} whose rows have different lengths",
+                "pad the rows to one length, or pass a NumPy array",
+            )
+        ) from None
+
+
 def numeric_samples(X: ArrayLike, name: str, *, finite: bool = True) -> Array:
     """X as an array of numbers with at least one sample on axis 0 (and finite, if asked)."""
-    array = np.asarray(X)
+    array = as_array(X, name)
     if array.dtype.kind not in "biuf":
         raise InputError(
             invalid(
@@ -39,7 +54,7 @@ def numeric_samples(X: ArrayLike, name: str, *, finite: bool = True) -> Array:
 
 def targets_for(y: ArrayLike, n_samples: int, names: tuple[str, str]) -> Array:
     """y as numeric, finite targets, one per sample of ``names[0]``."""
-    targets = np.asarray(y)
+    targets = as_array(y, names[1])
     if targets.dtype.kind not in "biuf":
         raise InputError(
             invalid(
@@ -90,6 +105,35 @@ def check_finite(array: Array, name: str) -> None:
             "drop or impute those samples before training",
         )
     )
+
+
+def cast_samples(array: Array, dtype: np.dtype, name: str) -> Array:
+    """``array`` as ``dtype`` (no copy when it already is); an InputError when narrowing
+    turns a finite value into inf (1e300 does not fit in float32)."""
+    if array.dtype == dtype:
+        return array
+    with np.errstate(invalid="ignore", over="ignore"):  # an overflow is reported below
+        cast = array.astype(dtype)
+    if array.dtype.kind == "f" and array.dtype.itemsize > dtype.itemsize:
+        with np.errstate(invalid="ignore", over="ignore"):
+            total = np.add.reduce(cast, axis=None)
+        if not np.isfinite(total):
+            overflowed = np.isinf(cast) & np.isfinite(array)
+            if overflowed.any():
+                first = tuple(
+                    int(i) for i in np.unravel_index(int(np.argmax(overflowed)), array.shape)
+                )
+                raise InputError(
+                    invalid(
+                        name,
+                        f"values within {dtype}'s range (|x| ≤ {np.finfo(dtype).max:.3g})",
+                        f"{int(overflowed.sum())} larger value(s), e.g. {array[first]:.3g} at "
+                        f"index {first}",
+                        "rescale the data (e.g. a StandardScaler), or build the model with "
+                        "dtype='float64'",
+                    )
+                )
+    return cast
 
 
 def positive_int(argument: str, value: object, minimum: int, example: str) -> int:

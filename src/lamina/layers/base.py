@@ -7,6 +7,9 @@ arguments (``get_config``) fix every shape.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 from typing import Any, ClassVar, Self
 
 import numpy as np
@@ -20,6 +23,34 @@ Array = np.ndarray
 Shape = tuple[int | None, ...]
 
 LAYERS: Registry[type[Layer]] = Registry("layer")
+
+_PLACEHOLDERS: ContextVar[bool] = ContextVar("lamina_placeholder_tensors", default=False)
+
+
+@contextlib.contextmanager
+def placeholder_tensors() -> Iterator[None]:
+    """Layers built inside this block get read-only placeholders of their tensors' shapes
+    instead of allocated, initialised arrays (as PyTorch's ``meta`` device does): a loader
+    reads the shapes a config implies and checks them against a file before any memory is
+    spent, then puts the file's arrays in their place."""
+    token = _PLACEHOLDERS.set(True)
+    try:
+        yield
+    finally:
+        _PLACEHOLDERS.reset(token)
+
+
+def new_tensor(
+    shape: tuple[int, ...], dtype: DTypeLike, fill: float | Callable[[], Array]
+) -> Array:
+    """A parameter or state array of ``shape``: ``fill()`` (an initializer) or the constant
+    ``fill``; inside :func:`placeholder_tensors` a zero-stride view that costs no memory.
+    Layers allocate every tensor through this function."""
+    if _PLACEHOLDERS.get():
+        return np.broadcast_to(np.zeros((), dtype), shape)
+    if callable(fill):
+        return fill()
+    return np.full(shape, fill, dtype=dtype)
 
 
 class Layer:
@@ -39,7 +70,7 @@ class Layer:
     fresh_output: ClassVar[bool] = False
 
     def __init__(self, *, name: str | None = None) -> None:
-        self.name = name
+        self.name = None if name is None else check_name(name)
         self.params: dict[str, Array] = {}
         self.grads: dict[str, Array] = {}
         self.state: dict[str, Array] = {}
@@ -141,6 +172,38 @@ class Layer:
     def __repr__(self) -> str:
         arguments = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if v is not None)
         return f"{type(self).__name__}({arguments})"
+
+
+MAX_NAME_LENGTH = 100
+
+
+def check_name(name: object) -> str:
+    """A layer name: 1 to 100 printable characters without ``/`` (which separates the layer
+    from the tensor in ``"dense_1/weights"``)."""
+    if not (
+        isinstance(name, str)
+        and 0 < len(name) <= MAX_NAME_LENGTH
+        and name.isprintable()
+        and "/" not in name
+    ):
+        raise ConfigError(
+            invalid(
+                "layer name",
+                f"1 to {MAX_NAME_LENGTH} printable characters without '/'",
+                repr(name)[:120],
+                "use a name like 'dense_1'",
+            )
+        )
+    return name
+
+
+def named_tensors(layers: Sequence[Layer]) -> Iterator[tuple[str, Array]]:
+    """Every parameter and state array of ``layers`` as ``("<layer>/<name>", array)``: the
+    names of weight files, model files and snapshots."""
+    for layer in layers:
+        for store in (layer.params, layer.state):
+            for key, array in store.items():
+                yield f"{layer.name}/{key}", array
 
 
 def format_shape(shape: Shape) -> str:

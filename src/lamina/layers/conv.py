@@ -11,7 +11,16 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from lamina import initializers
 from lamina.errors import ConfigError, ShapeError, invalid
-from lamina.layers.base import LAYERS, Array, Layer, Shape, as_pair, format_shape, regularizers_for
+from lamina.layers.base import (
+    LAYERS,
+    Array,
+    Layer,
+    Shape,
+    as_pair,
+    format_shape,
+    new_tensor,
+    regularizers_for,
+)
 from lamina.layers.dense import ActivatedLayer, with_activation_built
 
 PADDINGS = ("valid", "same")
@@ -156,8 +165,10 @@ class Conv2D(ActivatedLayer):
         kh, kw = self.kernel_size
         shape = (kh, kw, self.in_channels, self.filters)
         fan_in, fan_out = kh * kw * self.in_channels, kh * kw * self.filters
-        self.params["weights"] = self._initializer(shape, fan_in, fan_out, self.rng, dtype)
-        self.params["biases"] = np.zeros(self.filters, dtype=dtype)
+        self.params["weights"] = new_tensor(
+            shape, dtype, lambda: self._initializer(shape, fan_in, fan_out, self.rng, dtype)
+        )
+        self.params["biases"] = new_tensor((self.filters,), dtype, 0.0)
 
     # -- shapes ----------------------------------------------------------------------------
     @property

@@ -9,7 +9,7 @@ import numpy as np
 from lamina import initializers
 from lamina.errors import ConfigError, invalid
 from lamina.layers import activations
-from lamina.layers.base import LAYERS, Array, Layer, Shape, regularizers_for
+from lamina.layers.base import LAYERS, Array, Layer, Shape, new_tensor, regularizers_for
 
 
 class ActivatedLayer(Layer):
@@ -118,10 +118,12 @@ class Dense(ActivatedLayer):
     def reset_parameters(self) -> None:
         dtype = self.dtype or np.dtype(np.float32)
         shape = (self.n_inputs, self.n_neurons)
-        self.params["weights"] = self._initializer(
-            shape, self.n_inputs, self.n_neurons, self.rng, dtype
+        self.params["weights"] = new_tensor(
+            shape,
+            dtype,
+            lambda: self._initializer(shape, self.n_inputs, self.n_neurons, self.rng, dtype),
         )
-        self.params["biases"] = np.zeros(self.n_neurons, dtype=dtype)
+        self.params["biases"] = new_tensor((self.n_neurons,), dtype, 0.0)
 
     @property
     def input_shape(self) -> Shape:

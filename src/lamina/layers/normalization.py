@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from lamina.errors import ConfigError, ShapeError, invalid
-from lamina.layers.base import LAYERS, Array, Layer, Shape, format_shape
+from lamina.layers.base import LAYERS, Array, Layer, Shape, format_shape, new_tensor
 
 
 @LAYERS.register("batch_norm")
@@ -76,10 +76,11 @@ class BatchNorm(Layer):
 
     def reset_parameters(self) -> None:
         dtype = self.dtype or np.dtype(np.float32)
-        self.params["gamma"] = np.ones(self.n_features, dtype=dtype)
-        self.params["beta"] = np.zeros(self.n_features, dtype=dtype)
-        self.state["running_mean"] = np.zeros(self.n_features, dtype=dtype)
-        self.state["running_var"] = np.ones(self.n_features, dtype=dtype)
+        shape = (self.n_features,)
+        self.params["gamma"] = new_tensor(shape, dtype, 1.0)
+        self.params["beta"] = new_tensor(shape, dtype, 0.0)
+        self.state["running_mean"] = new_tensor(shape, dtype, 0.0)
+        self.state["running_var"] = new_tensor(shape, dtype, 1.0)
 
     @property
     def dtype(self) -> np.dtype | None:

@@ -216,12 +216,11 @@ def _train_and_score(task: _FoldTask, X: np.ndarray, y: np.ndarray) -> dict[str,
     model, fit_args = _fold_model(task)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
-        model.fit(X[task.train], y[task.train], verbose=0, **fit_args)
+        history = model.fit(X[task.train], y[task.train], verbose=0, **fit_args)
     fit_time = time.perf_counter() - start
     epochs = model.epochs_done
-    if epochs < fit_args["epochs"]:  # in a CV fit (no callbacks) only divergence stops early
-        stops = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
-        error = stops[-1] if stops else f"training stopped at epoch {epochs + 1}"
+    if history.divergence is not None:
+        error = f"Training diverged at {history.divergence}"
         return {"error": error, "fit_time": fit_time, "epochs": epochs}
     for warning in caught:  # anything else is the caller's to see
         warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)

@@ -1,0 +1,175 @@
+"""The Callback protocol, the History every fit returns, and the monitor that callbacks
+watching a logged value share (notes §1.9, §2.2)."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from lamina.errors import ConfigError, invalid
+
+if TYPE_CHECKING:
+    from lamina.model import Model
+
+Logs = dict[str, float]
+
+
+class Callback:
+    """Base class of the objects that watch and steer ``Model.fit``; every hook does
+    nothing unless overridden.
+
+    Before ``on_train_begin``, ``fit`` calls :meth:`set_params` with what the run will do
+    and :meth:`set_model` with the model; a callback reads both from there and from
+    ``logs``, never from private attributes of the model.
+
+    A callback whose behaviour depends on earlier epochs (a patience counter, a best
+    value) returns that state from :meth:`get_state` (JSON-able values) and
+    :meth:`get_tensors` (arrays). ``Model.save`` stores both in the model file, and a fit
+    that continues a model (``initial_epoch == model.epochs_done``) hands them to the
+    callback of the same kind through :meth:`set_state`, after ``on_train_begin``, so that
+    N epochs, a save, a load and M more epochs train exactly as N + M epochs in one go.
+    """
+
+    model: Model
+    #: A callback that saves the model runs after every other ``on_epoch_end``, so that
+    #: the file it writes holds the epoch's final state, all callbacks included.
+    saves_model = False
+
+    def __init__(self) -> None:
+        self.params: dict[str, Any] = {}
+
+    def set_params(self, params: dict[str, Any]) -> None:
+        """What the fit will do: ``epochs`` (the last epoch, exclusive), ``initial_epoch``,
+        ``steps`` (batches per epoch, None for a stream), ``logs`` (the names every
+        epoch's logs will hold, ``val_`` ones included) and ``verbose``."""
+        self.params = params
+
+    def set_model(self, model: Model) -> None:
+        self.model = model
+
+    def on_train_begin(self, logs: Logs | None = None) -> None:
+        """Called once before the first epoch."""
+
+    def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None:
+        """Called before each epoch (0-based ``epoch``)."""
+
+    def on_batch_end(self, step: int, logs: Logs) -> None:
+        """Called after each optimizer step with the batch's loss and metrics."""
+
+    def on_epoch_end(self, epoch: int, logs: Logs) -> None:
+        """Called after each epoch with sample-weighted epoch stats and validation stats."""
+
+    def on_train_end(self, logs: Logs | None = None) -> None:
+        """Called once after the last epoch."""
+
+    def get_state(self) -> dict[str, Any]:
+        """The JSON-able state a continued fit needs (empty for a stateless callback)."""
+        return {}
+
+    def get_tensors(self) -> dict[str, np.ndarray]:
+        """The arrays of that state, by name."""
+        return {}
+
+    def set_state(self, state: dict[str, Any], tensors: dict[str, np.ndarray]) -> None:
+        """Take back what :meth:`get_state` and :meth:`get_tensors` returned."""
+
+
+class History(Callback):
+    """Step-wise and epoch-wise statistics of a ``fit`` (notes §1.9).
+
+    Attributes:
+        epoch: the epoch numbers recorded.
+        history: epoch-wise lists, ``{"loss": [...], "accuracy": [...], "val_loss": [...]}``;
+            epoch values are sample-weighted means over the epoch's batches.
+        steps: step-wise lists, ``{"loss": [...], "accuracy": [...]}``, one per batch.
+        divergence: ``None``, or why training stopped early because it diverged (NaN or
+            inf); the model was then taken back to its last finite step.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.epoch: list[int] = []
+        self.history: dict[str, list[float]] = {}
+        self.steps: dict[str, list[float]] = {}
+        self.divergence: str | None = None
+
+    def on_batch_end(self, step: int, logs: Logs) -> None:
+        for key, value in logs.items():
+            self.steps.setdefault(key, []).append(value)
+
+    def on_epoch_end(self, epoch: int, logs: Logs) -> None:
+        self.epoch.append(epoch)
+        for key, value in logs.items():
+            self.history.setdefault(key, []).append(value)
+
+    def __repr__(self) -> str:
+        return f"History(epochs={len(self.epoch)}, keys={sorted(self.history)})"
+
+
+class Monitor:
+    """Which logged value a callback watches, and what counts as better (notes §2.2)."""
+
+    def __init__(self, owner: str, monitor: str, mode: str, min_delta: float) -> None:
+        if not isinstance(monitor, str) or not monitor:
+            raise ConfigError(invalid(f"{owner}.monitor", "a logged name", repr(monitor)))
+        if mode not in ("auto", "min", "max"):
+            raise ConfigError(invalid(f"{owner}.mode", "'auto', 'min' or 'max'", repr(mode)))
+        if not (is_number(min_delta) and min_delta >= 0):
+            raise ConfigError(invalid(f"{owner}.min_delta", "a float ≥ 0", repr(min_delta)))
+        if mode == "auto":
+            mode = "max" if "accuracy" in monitor else "min"
+        self.owner, self.monitor, self.mode, self.min_delta = owner, monitor, mode, min_delta
+        self.best = self.worst
+
+    @property
+    def worst(self) -> float:
+        return math.inf if self.mode == "min" else -math.inf
+
+    def value(self, logs: Logs) -> float:
+        if self.monitor not in logs:
+            raise ConfigError(
+                invalid(
+                    f"{self.owner}.monitor",
+                    f"one of the logged values {sorted(logs)}",
+                    repr(self.monitor),
+                    "monitor a val_ value only when fit has validation "
+                    "data (validation_data or validation_split)",
+                )
+            )
+        return float(logs[self.monitor])
+
+    def improved(self, current: float) -> bool:
+        if not math.isfinite(current):
+            return False
+        if self.mode == "min":
+            return current < self.best - self.min_delta
+        return current > self.best + self.min_delta
+
+    def best_state(self) -> float | None:
+        """The best value for a JSON state: None until a finite value was seen."""
+        return self.best if math.isfinite(self.best) else None
+
+    def set_best(self, value: Any) -> None:
+        if value is not None and not (is_number(value) and math.isfinite(value)):
+            raise ConfigError(
+                invalid(f"{self.owner} state 'best'", "a finite float or None", value)
+            )
+        self.best = self.worst if value is None else float(value)
+
+
+def state_int(owner: str, state: dict[str, Any], key: str, *, optional: bool = False) -> Any:
+    """``state[key]`` as an int ≥ 0 (or None when ``optional``), else a ConfigError."""
+    value = state.get(key)
+    if value is None and optional:
+        return None
+    if type(value) is not int or value < 0:
+        raise ConfigError(invalid(f"{owner} state {key!r}", "an int ≥ 0", repr(value)))
+    return value
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(
+        value, bool | np.bool_
+    )
