@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lamina import datasets
-from lamina.errors import DataIntegrityError, DataNotFoundError, InputError
+from lamina import config, datasets
+from lamina.errors import ConfigError, DataIntegrityError, DataNotFoundError
 
 DEBIAN = Path("/usr/share/datasets/fashion-mnist")  # installed by `apt-get install -y
 FILES = (  # dataset-fashion-mnist` (.ci/run's `make test` does it)
@@ -197,23 +197,81 @@ def test_sine_is_one_deterministic_period() -> None:
         (lambda: datasets.spiral(0), "samples"),
         (lambda: datasets.spiral(-5), "samples"),
         (lambda: datasets.spiral(10.0), "samples"),
+        (lambda: datasets.spiral(2e9), "samples"),
         (lambda: datasets.spiral(True), "samples"),
+        (lambda: datasets.spiral(np.bool_(True)), "samples"),
         (lambda: datasets.spiral(10, 0), "classes"),
         (lambda: datasets.spiral(10, 2.5), "classes"),
+        (lambda: datasets.spiral(10, False), "classes"),
         (lambda: datasets.spiral(10, 2, noise=-0.1), "noise"),
         (lambda: datasets.spiral(10, 2, noise=math.nan), "noise"),
+        (lambda: datasets.spiral(10, 2, noise=math.inf), "noise"),
         (lambda: datasets.spiral(10, 2, noise="0.2"), "noise"),
+        (lambda: datasets.spiral(10, 2, noise=True), "noise"),
+        (lambda: datasets.spiral(10, 2, seed=-1), "seed"),
+        (lambda: datasets.spiral(10, 2, seed=1.5), "seed"),
+        (lambda: datasets.spiral(10, 2, seed="0"), "seed"),
+        (lambda: datasets.spiral(10, 2, seed=True), "seed"),
         (lambda: datasets.vertical(0), "samples"),
         (lambda: datasets.vertical(10, -1), "classes"),
+        (lambda: datasets.vertical(10, 2, seed=-1), "seed"),
+        (lambda: datasets.vertical(10, True), "classes"),
         (lambda: datasets.sine(0), "samples"),
         (lambda: datasets.sine("100"), "samples"),
+        (lambda: datasets.sine(False), "samples"),
     ],
 )
-def test_bad_generator_arguments_raise_input_error(call: Callable[[], Any], argument: str) -> None:
-    with pytest.raises(InputError, match=f"`{argument}`") as caught:
+def test_bad_generator_arguments_raise_config_error(call: Callable[[], Any], argument: str) -> None:
+    with pytest.raises(ConfigError, match=f"`{argument}`") as caught:
         call()
     assert isinstance(caught.value, ValueError)
-    assert "Fix:" in str(caught.value)
+    assert "Fix:" in str(caught.value) and "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: datasets.spiral(datasets.MAX_SAMPLES + 1, 1),
+        lambda: datasets.spiral(4_000_000, 3),  # each count is fine, the product is not
+        lambda: datasets.vertical(2_000_000_000),
+        lambda: datasets.sine(datasets.MAX_SAMPLES + 1),
+    ],
+)
+def test_too_many_samples_are_refused_before_anything_is_drawn(call: Callable[[], Any]) -> None:
+    with pytest.raises(ConfigError, match=r"at most 10,000,000 rows") as caught:
+        call()
+    assert "Fix: pass fewer samples" in str(caught.value)
+
+
+def test_the_largest_allowed_count_passes_the_check() -> None:
+    datasets.synthetic.check_rows(datasets.MAX_SAMPLES // 4, 4)
+    X, _ = datasets.spiral(5, 2, seed=np.int64(3))
+    assert X.shape == (10, 2) and np.array_equal(X, datasets.spiral(5, 2, seed=3)[0])
+
+
+@pytest.mark.parametrize(
+    ("data", "call"),
+    [
+        ('dataset = "spiral"\nseed = -1', lambda: datasets.spiral(seed=-1)),
+        ('dataset = "spiral"\nsamples = 2e9', lambda: datasets.spiral(2e9)),
+        ('dataset = "vertical"\nclasses = true', lambda: datasets.vertical(classes=True)),
+        ('dataset = "spiral"\nnoise = nan', lambda: datasets.spiral(noise=math.nan)),
+        ('dataset = "sine"\nsamples = 20000000', lambda: datasets.sine(20_000_000)),
+    ],
+)
+def test_a_config_and_the_python_api_give_the_same_message(
+    tmp_path: Path, data: str, call: Callable[[], Any]
+) -> None:
+    path = tmp_path / "run.toml"
+    path.write_text(
+        f'[data]\n{data}\n\n[[layers]]\ntype = "dense"\nn_inputs = 2\nn_neurons = 2\n\n'
+        '[compile]\nloss = "mean_squared_error"\n'
+    )
+    with pytest.raises(ConfigError) as from_python:
+        call()
+    with pytest.raises(config.ConfigFileError) as from_config:
+        config.load_config(path)
+    assert str(from_config.value) == f"{path}:3: [data]: {from_python.value}"
 
 
 def test_numpy_integers_are_accepted() -> None:

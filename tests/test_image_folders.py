@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from PIL import Image, features
+from PIL import Image, ImageFile, features
 
 from lamina import datasets
-from lamina.datasets import class_folder_name, image_folder, load_csv, to_image_folder
+from lamina.datasets import (
+    MAX_IMAGE_PIXELS,
+    class_folder_name,
+    image_folder,
+    load_csv,
+    load_image,
+    to_image_folder,
+)
+from lamina.datasets.tables import load_csv_features
 from lamina.errors import ConfigError, DataIntegrityError, DataNotFoundError, InputError, ShapeError
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")  # `apt-get install -y dataset-fashion-mnist`
@@ -421,6 +432,112 @@ def test_a_failed_write_leaves_no_partial_file(
     with pytest.raises(OSError, match="disk full"):
         to_image_folder(np.zeros((3, 2, 2), np.uint8), [0, 0, 0], tmp_path / "out")
     assert sorted(p.name for p in (tmp_path / "out" / "0").iterdir()) == ["0.png"]
+
+
+# --------------------------------------------------------------------------- large and odd files
+
+
+@contextlib.contextmanager
+def within(seconds: int) -> Iterator[None]:
+    """Fail, instead of hanging the test run, if the block takes longer than ``seconds``."""
+
+    def expire(signum: int, frame: Any) -> None:
+        raise TimeoutError(f"still running after {seconds} s: it blocks")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def bomb(path: Path, side: int) -> Path:
+    """A PNG of a few kB whose header declares side × side pixels."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("1", (side, side)).save(path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("side", "shown"),
+    [(15_000, "225,000,000 pixels"), (10_000, "10000×10000"), (7_000, "7000×7000")],
+)
+def test_an_image_over_the_pixel_limit_is_refused_from_its_header(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, side: int, shown: str
+) -> None:
+    path = bomb(tmp_path / "bomb.png", side)
+    assert path.stat().st_size < 64 * 1024
+
+    def no_decoding(self: Any) -> None:
+        raise AssertionError("the pixels were decoded")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Pillow's DecompressionBombWarning is not shown either
+        with pytest.raises(DataIntegrityError) as error:
+            load_image(path, size=(28, 28))
+    message = str(error.value)
+    assert str(path) in message and shown in message and f"{MAX_IMAGE_PIXELS:,}" in message
+    assert "Fix:" in message and "\n" not in message
+
+
+def test_the_pixel_limit_is_inclusive_and_can_be_lowered(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    pixels = rng.integers(0, 256, (10, 20), dtype=np.uint8)
+    path = save(tmp_path / "a.png", pixels)
+    np.testing.assert_array_equal(load_image(path, max_pixels=200), pixels)
+    with pytest.raises(DataIntegrityError, match="20×10"):  # width × height
+        load_image(path, max_pixels=199)
+    rgb = load_image(path, grayscale=False, size=(4, 6))
+    assert rgb.shape == (4, 6, 3) and rgb.dtype == np.uint8
+
+
+def test_image_folder_refuses_or_skips_a_bomb(tmp_path: Path, rng: np.random.Generator) -> None:
+    root, _ = small_tree(tmp_path, rng)
+    bad = bomb(root / "dog" / "9.png", 15_000)
+    with pytest.raises(DataIntegrityError) as error:
+        image_folder(root, size=(6, 5))
+    message = str(error.value)
+    assert str(bad) in message and "225,000,000 pixels" in message
+    assert 'on_error="skip"' in message
+    with pytest.warns(RuntimeWarning, match="skipped 1 of 6 files"):
+        result = image_folder(root, size=(6, 5), on_error="skip")
+    assert result.skipped == (bad,) and len(result.images) == 5
+
+
+def test_images_that_are_not_regular_files_are_refused_without_reading(
+    tmp_path: Path,
+) -> None:
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    folder = tmp_path / "folder.png"
+    folder.mkdir()
+    cases = [(fifo, "FIFO"), (Path("/dev/zero"), "character device"), (folder, "directory")]
+    for path, kind in cases:
+        with within(10), pytest.raises(DataIntegrityError, match=kind) as error:
+            load_image(path)
+        assert str(path) in str(error.value)
+
+
+def test_csv_paths_that_are_not_regular_files_are_refused(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    folder = tmp_path / "folder.csv"
+    folder.mkdir()
+    cases = [(fifo, "FIFO"), (Path("/dev/zero"), "character device"), (folder, "directory")]
+    for path, kind in cases:
+        with within(10), pytest.raises(InputError, match=kind):
+            load_csv(path, "y")
+        with within(10), pytest.raises(InputError, match=kind):
+            load_csv_features(path, ["x"])
+    sparse = tmp_path / "huge.csv"
+    with open(sparse, "wb") as file:
+        file.truncate(3 << 30)  # 3 GiB that cost no disk space
+    with pytest.raises(InputError, match="3,221,225,472 bytes"):
+        load_csv(sparse, "y")
 
 
 # --------------------------------------------------------------------------- CSV

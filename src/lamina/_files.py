@@ -63,13 +63,13 @@ def open_regular(path: PathLike, *, what: str, limit: int, error: ErrorFactory) 
         info = os.fstat(descriptor)
         if not stat.S_ISREG(info.st_mode):
             raise error(
-                f"{name!r} is {_kind(info.st_mode)}, not a regular file, so it cannot be a "
-                f"{what}. Fix: pass the path of a {what} (copy a stream to a file first)."
+                f"{name!r} is {_kind(info.st_mode)}, not a regular file, so it cannot be "
+                f"{_a(what)}. Fix: pass the path of {_a(what)} (copy a stream to a file first)."
             )
         if info.st_size > limit:
             raise error(
-                f"{name!r} holds {info.st_size:,} bytes, more than a {what} may ({limit:,}). "
-                f"Fix: pass a {what}; this file is too large to be one."
+                f"{name!r} holds {info.st_size:,} bytes, more than {_a(what)} may ({limit:,}). "
+                f"Fix: pass {_a(what)}; this file is too large to be one."
             )
         os.set_blocking(descriptor, True)
         return os.fdopen(descriptor, "rb")
@@ -90,6 +90,10 @@ def read_regular(path: PathLike, *, what: str, limit: int, error: ErrorFactory) 
     if len(data) > limit:  # it grew after the size check
         raise error(f"{os.fspath(path)!r} grew beyond {limit:,} bytes while being read.")
     return data
+
+
+def _a(noun: str) -> str:
+    return f"{'an' if noun[:1] in 'aeiou' else 'a'} {noun}"
 
 
 def _kind(mode: int) -> str:
@@ -151,7 +155,7 @@ def _write_target(path: PathLike, what: str) -> Path:
     new name, never a device, FIFO or directory."""
     requested = os.fspath(path)
     if not requested:
-        raise FileWriteError(f"Cannot write a {what} to an empty path. Fix: pass a file name.")
+        raise FileWriteError(f"Cannot write {_a(what)} to an empty path. Fix: pass a file name.")
     target = Path(os.path.realpath(requested))
     try:
         info = os.stat(target)

@@ -32,23 +32,33 @@ training settings and the callbacks::
     epochs = 10
     batch_size = 128
 
-Every table and key is checked: an unknown key, a wrong type or an unknown class raises
-:class:`ConfigFileError` naming the file, the line, the key and the nearest valid name.
+Every table, key and value is checked when the file is loaded: an unknown key, a value of
+the wrong type or out of range, or an unknown class raises :class:`ConfigFileError` naming
+the file, the line, the key and the nearest valid name or the fix. Only a regular file of at
+most :data:`CONFIG_LIMIT` bytes is read.
 """
 
 from __future__ import annotations
 
 import difflib
 import inspect
+import json
+import math
+import os
 import re
+import string
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
 
-from lamina.errors import ConfigError, LaminaError
+from lamina._files import read_regular
+from lamina.datasets import synthetic
+from lamina.datasets.folders import MAX_IMAGE_PIXELS
+from lamina.errors import ConfigError, LaminaError, invalid
 
 SECTIONS = (
     "data",
@@ -71,9 +81,11 @@ DATA_KEYS: dict[str, tuple[str, ...]] = {
     "image_folder": ("path", "test_path", "size", "grayscale", "limit"),
     "csv": ("path", "test_path", "target", "delimiter", "limit"),
 }
+DATA_REQUIRED: dict[str, tuple[str, ...]] = {"image_folder": ("path",), "csv": ("path", "target")}
 TRAIN_KEYS = ("epochs", "batch_size", "shuffle", "validation_split", "verbose")
 COMPILE_KEYS = ("loss", "metrics")
 MODEL_KEYS = ("seed", "dtype")
+CONFIG_LIMIT = 1024 * 1024  # bytes: a config is a page of text; anything larger is a mistake
 
 
 class ConfigFileError(ConfigError):
@@ -87,36 +99,44 @@ class RunConfig:
     path: Path
     text: str
     data: dict[str, Any]
-    preprocessing: list[dict[str, Any]]
-    augmentation: list[dict[str, Any]]
-    model: dict[str, Any]
-    layers: list[dict[str, Any]]
-    compile: dict[str, Any]
-    optimizer: dict[str, Any]
-    train: dict[str, Any]
+    preprocessing: list[dict[str, Any]] = field(default_factory=list)
+    augmentation: list[dict[str, Any]] = field(default_factory=list)
+    model: dict[str, Any] = field(default_factory=dict)
+    layers: list[dict[str, Any]] = field(default_factory=list)
+    compile: dict[str, Any] = field(default_factory=dict)
+    optimizer: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
     callbacks: list[dict[str, Any]] = field(default_factory=list)
 
     def error(
         self, message: str, table: str, index: int | None = None, key: str | None = None
     ) -> ConfigFileError:
-        line = _line_of(self.text, table, index, key)
         where = f"[[{table}]] #{index + 1}" if index is not None else f"[{table}]"
+        if not self.text:  # a dict (a search's trial, a model's data record): no lines
+            return ConfigFileError(f"{self.path}: {where}: {message}")
+        line = _line_of(self.text, table, index, key)
         return ConfigFileError(f"{self.path}:{line}: {where}: {message}")
 
 
 def load_config(path: str | Path) -> RunConfig:
     """Read and check a TOML run config (everything but building the objects)."""
     path = Path(path)
+    data = read_regular(path, what="config file", limit=CONFIG_LIMIT, error=ConfigFileError)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigFileError(f"{path}: no such config file.") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigFileError(f"{path}: cannot read the config ({error}).") from None
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigFileError(
+            f"{path}: not UTF-8 text ({error}). Fix: save the config as UTF-8."
+        ) from None
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ConfigFileError(f"{path}: not valid TOML: {error}.") from None
+    except RecursionError:  # tomllib parses nested arrays and inline tables recursively
+        raise ConfigFileError(
+            f"{path}: not a usable config: its arrays or inline tables are nested too deeply "
+            "to parse. Fix: nest them at most a few levels deep."
+        ) from None
     return from_dict(raw, path, text)
 
 
@@ -143,6 +163,20 @@ def from_dict(raw: dict[str, Any], path: str | Path = "<config>", text: str = ""
         callbacks=_array(raw, "callbacks", path, text),
     )
     _check_keys(run)
+    _check_values(run)
+    return run
+
+
+def data_config(data: Any, path: str | Path) -> RunConfig:
+    """A run holding only a [data] table, checked as :func:`load_config` checks one: e.g.
+    the data record a model file keeps, which ``lamina evaluate`` loads again."""
+    if not isinstance(data, dict):
+        raise ConfigFileError(
+            f"{path}: [data]: expected a table naming a dataset, received "
+            f"{_shown(data)}. Fix: pass the data explicitly (--data)."
+        )
+    run = RunConfig(path=Path(path), text="", data=data)
+    _check_data(run)
     return run
 
 
@@ -174,15 +208,7 @@ def _array(raw: dict[str, Any], name: str, path: Path, text: str) -> list[dict[s
 
 
 def _check_keys(run: RunConfig) -> None:
-    dataset = run.data.get("dataset")
-    if dataset not in DATASETS:
-        raise run.error(
-            f"unknown dataset {dataset!r}{_nearest(str(dataset), DATASETS)}; "
-            f"expected one of {', '.join(DATASETS)}.",
-            "data",
-            key="dataset",
-        )
-    _known(run, run.data, ("dataset", *DATA_KEYS[dataset]), "data")
+    _check_data_keys(run)
     _known(run, run.train, TRAIN_KEYS, "train")
     _known(run, run.compile, COMPILE_KEYS, "compile")
     _known(run, run.model, MODEL_KEYS, "model")
@@ -208,6 +234,25 @@ def _check_keys(run: RunConfig) -> None:
         _check_typed(run, run.optimizer, "optimizer", None, dict(optimizers.OPTIMIZERS.items()))
     for index, item in enumerate(run.callbacks):
         _check_typed(run, item, "callbacks", index, callbacks.CALLBACKS)
+
+
+def _check_data_keys(run: RunConfig) -> None:
+    dataset = run.data.get("dataset")
+    if not isinstance(dataset, str) or dataset not in DATASETS:
+        raise run.error(
+            f"unknown dataset {_shown(dataset)}{_nearest(str(dataset), DATASETS)}; "
+            f"expected one of {', '.join(DATASETS)}.",
+            "data",
+            key="dataset",
+        )
+    _known(run, run.data, ("dataset", *DATA_KEYS[dataset]), "data")
+    for key in DATA_REQUIRED.get(dataset, ()):
+        if key not in run.data:
+            example = DATA_EXAMPLES[key]
+            raise run.error(
+                f"missing key `{key}` for dataset {dataset!r}. Fix: add {key} = {example}.",
+                "data",
+            )
 
 
 def _check_typed(
@@ -275,6 +320,143 @@ def _line_of(text: str, table: str, index: int | None, key: str | None) -> int:
     return header_line or fallback
 
 
+# -- values -----------------------------------------------------------------------------------
+Check = Callable[[str, Any], object]  # raises ConfigError with an `invalid` message
+
+
+def _rule(expected: str, test: Callable[[Any], bool], example: str) -> Check:
+    def check(key: str, value: Any) -> None:
+        if not test(value):
+            raise ConfigError(invalid(key, expected, _shown(value), f"write {key} = {example}"))
+
+    return check
+
+
+def _is_int(value: Any, minimum: int) -> bool:
+    return (
+        isinstance(value, int | np.integer)
+        and not isinstance(value, bool | np.bool_)
+        and bool(value >= minimum)
+    )
+
+
+def _is_number(value: Any) -> bool:
+    return (
+        isinstance(value, int | float | np.integer | np.floating)
+        and not isinstance(value, bool | np.bool_)
+        and math.isfinite(value)
+    )
+
+
+def _is_path(value: Any) -> bool:
+    return isinstance(value, str) and value.strip() != "" and "\0" not in value
+
+
+def _is_size(value: Any) -> bool:
+    return (
+        isinstance(value, list)
+        and len(value) == 2
+        and all(_is_int(side, 1) for side in value)
+        and value[0] * value[1] <= MAX_IMAGE_PIXELS
+    )
+
+
+TRAIN_CHECKS: dict[str, Check] = {
+    "epochs": _rule("an integer >= 1", lambda v: _is_int(v, 1), "10"),
+    "batch_size": _rule("an integer >= 1", lambda v: _is_int(v, 1), "32"),
+    "validation_split": _rule(
+        "a float in [0, 1)", lambda v: _is_number(v) and 0 <= v < 1, "0.1"
+    ),
+    "shuffle": _rule("true or false", lambda v: isinstance(v, bool), "true"),
+    "verbose": _rule("0, 1 or 2", lambda v: _is_int(v, 0) and v <= 2, "2"),
+}
+MODEL_CHECKS: dict[str, Check] = {
+    "seed": _rule("an integer >= 0", lambda v: _is_int(v, 0), "0"),
+    "dtype": _rule(
+        '"float32" or "float64"',
+        lambda v: isinstance(v, str) and v in ("float32", "float64"),
+        '"float32"',
+    ),
+}
+COMPILE_CHECKS: dict[str, Check] = {
+    "metrics": _rule(
+        "a list of metric names",
+        lambda v: isinstance(v, list) and all(isinstance(name, str) for name in v),
+        '["accuracy"]',
+    ),
+}
+DATA_EXAMPLES = {"path": '"data/train"', "target": '"label"'}
+DATA_CHECKS: dict[str, Check] = {
+    "path": _rule("a path, as a string", _is_path, DATA_EXAMPLES["path"]),
+    "test_path": _rule("a path, as a string", _is_path, '"data/test"'),
+    "target": _rule("a column name, as a string", _is_path, DATA_EXAMPLES["target"]),
+    "limit": _rule("an integer >= 1", lambda v: _is_int(v, 1), "1000"),
+    "size": _rule(
+        f"[height, width], two integers >= 1 of at most {MAX_IMAGE_PIXELS:,} pixels",
+        _is_size,
+        "[28, 28]",
+    ),
+    "grayscale": _rule("true or false", lambda v: isinstance(v, bool), "true"),
+    "delimiter": _rule(
+        "one character other than a quote or a newline",
+        lambda v: isinstance(v, str) and len(v) == 1 and v not in '"\r\n',
+        '";"',
+    ),
+    # the generators' own checks, so that Python and a config give the same message
+    "samples": lambda key, v: synthetic.check_count(key, v, 1, 100),
+    "classes": lambda key, v: synthetic.check_count(key, v, 1, 3),
+    "noise": lambda key, v: synthetic.check_noise(v),
+    "seed": lambda key, v: synthetic.check_seed(v),
+}
+
+
+def _check_values(run: RunConfig) -> None:
+    """Check every value of [data], [model], [compile] metrics and [train] (the other tables
+    are checked by the constructors they are passed to, in :func:`build_model`)."""
+    _check_data(run)
+    for table, values, checks in (
+        ("model", run.model, MODEL_CHECKS),
+        ("compile", run.compile, COMPILE_CHECKS),
+        ("train", run.train, TRAIN_CHECKS),
+    ):
+        _check_table(run, table, values, checks)
+
+
+def _check_data(run: RunConfig) -> None:
+    _check_data_keys(run)
+    _check_table(run, "data", run.data, DATA_CHECKS)
+    dataset = run.data["dataset"]
+    if dataset in ("spiral", "vertical", "sine"):
+        samples = run.data.get("samples", 1000 if dataset == "sine" else 100)
+        classes = 1 if dataset == "sine" else run.data.get("classes", 3)
+        try:
+            synthetic.check_rows(samples, classes)
+        except ConfigError as error:
+            raise run.error(str(error), "data", key="samples") from None
+
+
+def _check_table(
+    run: RunConfig, table: str, values: dict[str, Any], checks: dict[str, Check]
+) -> None:
+    for key, value in values.items():
+        if key in checks:
+            try:
+                checks[key](key, value)
+            except ConfigError as error:
+                raise run.error(str(error), table, key=key) from None
+
+
+def _shown(value: Any) -> str:
+    """A value as the TOML file writes it (true, "text"), shortened."""
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, str):
+        text = json.dumps(value)  # double quotes, control characters escaped
+    else:
+        text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 # -- building -----------------------------------------------------------------------------------
 def build_model(run: RunConfig, *, seed: int | None = None) -> Any:
     """The compiled Model a config describes (seed overrides [model] seed)."""
@@ -340,14 +522,27 @@ def build_model(run: RunConfig, *, seed: int | None = None) -> Any:
     return model
 
 
-def build_callbacks(run: RunConfig, out: Path) -> list[Any]:
+def build_callbacks(run: RunConfig, out: Path, model: Any) -> list[Any]:
+    """The [[callbacks]] of a run whose files go under ``out``, for ``model`` (the model
+    about to be trained, whose metrics name the values the run logs).
+
+    Everything that would fail only during training is refused here, before the first
+    epoch: a ``path`` outside ``out`` (absolute, or escaping it with ``..``), a checkpoint
+    template naming a value the run does not log or that does not parse, a ``monitor`` the
+    run does not log.
+    """
     from lamina import callbacks
 
+    logged = _logged_names(run, model)
     built = []
     for index, item in enumerate(run.callbacks):
         config = {k: v for k, v in item.items() if k != "type"}
         if "path" in config:  # files go under the run's output folder
+            _check_inside(run, index, config["path"])
+            if item["type"] == "model_checkpoint":
+                _check_template(run, index, config["path"], logged)
             config["path"] = str(out / config["path"])
+        _check_monitor(run, index, item, logged)
         built.append(
             _build(
                 run,
@@ -358,6 +553,117 @@ def build_callbacks(run: RunConfig, out: Path) -> list[Any]:
             )
         )
     return built
+
+
+def _logged_names(run: RunConfig, model: Any) -> list[str]:
+    """The values ``fit`` will log each epoch: loss and the metrics, and their ``val_``
+    versions when [train] validation_split holds some data out."""
+    names = ["loss", *(metric.name for metric in model.metrics)]
+    if run.train.get("validation_split", 0.0) > 0:
+        names += [f"val_{name}" for name in names]
+    return names
+
+
+def _check_inside(run: RunConfig, index: int, path: Any) -> None:
+    fix = 'Fix: give a path relative to the --out folder, e.g. path = "checkpoints/best.lamina".'
+    if not _is_path(path):
+        raise run.error(
+            f"Invalid value for `path`: expected a file name, as a string, received "
+            f"{_shown(path)}. {fix}",
+            "callbacks",
+            index,
+            "path",
+        )
+    parts = PurePosixPath(path.replace("\\", "/")).parts
+    if os.path.isabs(path):
+        problem = "is absolute"
+    elif _escapes(parts):
+        problem = "leaves the --out folder through `..`"
+    elif not parts or parts[-1] in (".", ".."):
+        problem = "names a folder, not a file"
+    else:
+        return
+    raise run.error(
+        f"the path {_shown(path)} {problem}; a run writes its files only inside its "
+        f"--out folder. {fix}",
+        "callbacks",
+        index,
+        "path",
+    )
+
+
+def _escapes(parts: tuple[str, ...]) -> bool:
+    depth = 0
+    for part in parts:
+        depth += -1 if part == ".." else 0 if part == "." else 1
+        if depth < 0:
+            return True
+    return False
+
+
+def _check_template(run: RunConfig, index: int, template: str, logged: list[str]) -> None:
+    """A checkpoint path is formatted with ``epoch`` and the logged values after each
+    epoch: check now that it parses and names only those (plain names: no ``.attr``)."""
+    allowed = ["epoch", *logged]
+    fix = f"the fields a checkpoint path may hold are {', '.join('{' + n + '}' for n in allowed)}"
+    if not any(name.startswith("val_") for name in logged):
+        fix += " (val_ values only with [train] validation_split > 0)"
+    try:
+        fields = [
+            name for _, name, _, _ in string.Formatter().parse(template) if name is not None
+        ]
+    except ValueError as error:
+        raise run.error(
+            f"the checkpoint path {_shown(template)} is not a valid template ({error}). "
+            f"Fix: close every {{ with }} (write {{{{ for a literal brace); {fix}.",
+            "callbacks",
+            index,
+            "path",
+        ) from None
+    for name in fields:
+        if name not in allowed:
+            raise run.error(
+                f"the checkpoint path {_shown(template)} names {{{name}}}, which this run "
+                f"does not log. Fix: {fix}.",
+                "callbacks",
+                index,
+                "path",
+            )
+    try:  # the format specs too: {loss:d} fails on a float
+        template.format(epoch=1, **dict.fromkeys(logged, 0.5))
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as error:
+        raise run.error(
+            f"the checkpoint path {_shown(template)} cannot be formatted ({error}). "
+            "Fix: use {epoch:02d} for the epoch and e.g. {val_loss:.3f} for a logged value.",
+            "callbacks",
+            index,
+            "path",
+        ) from None
+
+
+def _check_monitor(run: RunConfig, index: int, item: dict[str, Any], logged: list[str]) -> None:
+    from lamina import callbacks
+
+    parameters = inspect.signature(callbacks.CALLBACKS[item["type"]].__init__).parameters
+    if "monitor" not in parameters:
+        return
+    if item["type"] == "model_checkpoint" and not item.get("save_best_only", False):
+        return  # a checkpoint compares the monitored value only to keep the best
+    monitor = item.get("monitor", parameters["monitor"].default)
+    if monitor not in logged:
+        default = "" if "monitor" in item else " (the default)"
+        hint = (
+            ", or set [train] validation_split = 0.1 to log val_ values"
+            if isinstance(monitor, str) and monitor.startswith("val_")
+            else ""
+        )
+        raise run.error(
+            f"monitor = {_shown(monitor)}{default} is not a value this run logs. Fix: "
+            f"monitor one of {', '.join(logged)}{hint}.",
+            "callbacks",
+            index,
+            "monitor",
+        )
 
 
 def _build(run: RunConfig, table: str, index: int | None, make: Any, item: dict[str, Any]) -> Any:
@@ -452,9 +758,10 @@ def load_data(run: RunConfig) -> Data:
     except KeyError as error:
         raise run.error(f"missing key `{error.args[0]}` for dataset {kind!r}.", "data") from None
     except (LaminaError, TypeError, OSError) as error:
+        message = " ".join(str(error).split())  # one line, keeping a multi-line message's fix
         if isinstance(error, FileNotFoundError) or isinstance(error, LaminaError):
-            raise run.error(str(error).splitlines()[0], "data", key="path") from None
-        raise run.error(str(error), "data") from None
+            raise run.error(message, "data", key="path") from None
+        raise run.error(message, "data") from None
     if limit is not None:
         data.X_train, data.y_train = data.X_train[:limit], data.y_train[:limit]
     return data

@@ -14,8 +14,10 @@ Image sets are read from IDX files (raw or gzip) found in, in this order (DESIGN
 Every file's *decompressed* SHA-256 is checked before it is used. Reading never writes to disk.
 
 Your own data: :func:`image_folder` reads a class-per-folder tree of images the way the notes
-prepare them (grayscale, same pixel dimensions), :func:`to_image_folder` writes arrays as such a
-tree, and :func:`load_csv` reads a table with a header row and a named target column.
+prepare them (grayscale, same pixel dimensions), :func:`load_image` one image file (refusing
+one that declares more than :data:`MAX_IMAGE_PIXELS` pixels), :func:`to_image_folder` writes
+arrays as such a tree, and :func:`load_csv` reads a table with a header row and a named
+target column. Only regular files are read: a FIFO or a device is refused, not read.
 """
 
 from __future__ import annotations
@@ -35,8 +37,15 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from lamina.datasets.folders import ImageFolder, class_folder_name, image_folder, to_image_folder
-from lamina.datasets.synthetic import sine, spiral, vertical
+from lamina.datasets.folders import (
+    MAX_IMAGE_PIXELS,
+    ImageFolder,
+    class_folder_name,
+    image_folder,
+    load_image,
+    to_image_folder,
+)
+from lamina.datasets.synthetic import MAX_SAMPLES, sine, spiral, vertical
 from lamina.datasets.tables import CsvData, load_csv, load_csv_features
 from lamina.errors import DataIntegrityError, DataNotFoundError
 
@@ -44,6 +53,8 @@ __all__ = [
     "CACHE_ROOT",
     "DOWNLOAD_TIMEOUT",
     "FASHION_MNIST_CLASSES",
+    "MAX_IMAGE_PIXELS",
+    "MAX_SAMPLES",
     "MNIST_CLASSES",
     "SYSTEM_ROOT",
     "CsvData",
@@ -53,6 +64,7 @@ __all__ = [
     "image_folder",
     "load_csv",
     "load_csv_features",
+    "load_image",
     "mnist",
     "sine",
     "spiral",

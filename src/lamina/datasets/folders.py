@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
+from lamina._files import atomic_write, open_regular
 from lamina.errors import (
     ConfigError,
     DataIntegrityError,
@@ -22,7 +23,6 @@ from lamina.errors import (
     ShapeError,
     invalid,
 )
-from lamina.io import atomic_write
 
 # Files with these suffixes (any case) are images; anything else in a folder is ignored.
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
@@ -33,6 +33,13 @@ _IGNORED_FOLDERS = frozenset({"__MACOSX"})  # resource forks left by macOS zip a
 _ON_ERROR = ("raise", "skip")
 _LAYOUT = "<path>/<class name>/<image files>"
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
+
+# An image is refused from its header when it declares more pixels than this: 40 megapixels
+# (120 MB as RGB) is beyond what any model here is trained on, while a PNG of a few kB can
+# declare 225 megapixels (a decompression bomb) and cost gigabytes to decode.
+MAX_IMAGE_PIXELS = 40_000_000
+# An image file larger than this is refused from its size, before it is read.
+MAX_IMAGE_BYTES = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True, eq=False)
@@ -98,7 +105,8 @@ def image_folder(
     Order: classes in label order (sorted folder names, or ``class_names``' order), files sorted
     by name within a class. Hidden files and folders (``.DS_Store``, ``._x.png``), ``__MACOSX``,
     files of other types and sub-folders of class folders are ignored. Nothing on disk is
-    written: each file is opened read-only and only decoded.
+    written: each file is read by :func:`load_image`, which refuses an image declaring more
+    than :data:`MAX_IMAGE_PIXELS` pixels before decoding it.
 
     Args:
         path: the folder holding one sub-folder per class.
@@ -119,7 +127,8 @@ def image_folder(
     Raises:
         DataNotFoundError: ``path`` is missing, has no class folders, a class folder has no
             images, or a folder named in ``class_names`` is missing.
-        DataIntegrityError: a file cannot be decoded (with ``on_error="raise"``), or none can.
+        DataIntegrityError: a file cannot be decoded or is too large (with
+            ``on_error="raise"``), or none can.
         InputError: ``path`` is a file, bad ``class_names``, or images of different sizes
             with ``size=None``.
         ConfigError: bad ``size``, ``grayscale``, ``on_error`` or ``dtype``.
@@ -132,7 +141,7 @@ def image_folder(
     out_dtype = _image_dtype(dtype)
     if not isinstance(grayscale, bool | np.bool_):
         raise ConfigError(invalid("grayscale", "True or False", repr(grayscale)))
-    Image = _pillow()
+    _pillow()
     root = Path(os.fspath(path)).expanduser()
     names, folders = _class_folders(root, class_names)
     files: list[Path] = []
@@ -149,25 +158,19 @@ def image_folder(
         counts.append(len(found))
     labels = np.repeat(np.arange(len(names), dtype=np.int64), counts)
 
-    mode, channels = ("L", 1) if grayscale else ("RGB", 3)
+    channels = 1 if grayscale else 3
     images: NDArray[np.uint8] | None = None
     kept: list[int] = []
     skipped: list[tuple[Path, str]] = []
     for index, file in enumerate(files):
         try:
-            # Pillow signals a malformed file with many exception types (OSError, SyntaxError,
-            # ValueError, struct.error, DecompressionBombError, ...): any of them means
-            # "this file cannot be read", which on_error decides about.
-            with open(file, "rb") as stream, Image.open(stream, formats=_IMAGE_FORMATS) as image:
-                pixels = _decode(Image, image, mode, shape)
-        except Exception as error:
-            reason = f"{type(error).__name__}: {error}"
+            pixels = load_image(file, grayscale=grayscale, size=shape)
+        except DataIntegrityError as error:
             if on_error == "raise":
                 raise DataIntegrityError(
-                    f"{file} cannot be read as an image ({reason}). Fix: remove or replace the "
-                    'file, or pass on_error="skip" to leave unreadable files out.'
+                    f'{error} Or pass on_error="skip" to leave unreadable files out.'
                 ) from error
-            skipped.append((file, reason))
+            skipped.append((file, str(error)))
             continue
         if images is None:
             images = np.empty((len(files), *pixels.shape[:2], channels), dtype=np.uint8)
@@ -287,7 +290,7 @@ def to_image_folder(
         target = folders[label] / f"{index:0{width}d}{suffix}"
         encoded = io.BytesIO()
         Image.fromarray(image).save(encoded, format=pillow_format)
-        atomic_write(target, encoded.getvalue(), durable=fsync)
+        atomic_write(target, encoded.getvalue(), durable=fsync, what="image file")
         written.append(target)
     return written
 
@@ -425,12 +428,70 @@ def _image_files(folder: Path) -> list[Path]:
     return [folder / name for name in names]
 
 
-def _decode(Image: Any, image: Any, mode: str, shape: tuple[int, int] | None) -> NDArray[np.uint8]:
-    """(H, W) or (H, W, 3) uint8 pixels of the first frame, converted and resized."""
-    image = image.convert(mode)
-    if shape is not None and image.size != (shape[1], shape[0]):
-        image = image.resize((shape[1], shape[0]), Image.Resampling.BILINEAR)
-    return np.asarray(image, dtype=np.uint8)
+def load_image(
+    path: str | os.PathLike[str],
+    *,
+    grayscale: bool = True,
+    size: tuple[int, int] | None = None,
+    max_pixels: int = MAX_IMAGE_PIXELS,
+) -> NDArray[np.uint8]:
+    """The pixels of one image file, read as :func:`image_folder` reads each of its files.
+
+    The file must be a regular file of at most :data:`MAX_IMAGE_BYTES` (a FIFO or a device
+    is refused without reading it) holding a PNG, JPEG, BMP, GIF (first frame) or WebP
+    image that declares at most ``max_pixels`` pixels: the header is checked before a pixel
+    is decoded. The image is converted to ``"L"`` or ``"RGB"`` and resized to ``size``
+    (``(height, width)``) with Pillow's BILINEAR filter unless it already has that size.
+
+    Returns:
+        (H, W) uint8 pixels if ``grayscale``, else (H, W, 3).
+    Raises:
+        DataIntegrityError: any reason the file cannot be read as such an image; the message
+            names the file.
+    """
+    Image = _pillow()
+    with open_regular(
+        path, what="image file", limit=MAX_IMAGE_BYTES, error=DataIntegrityError
+    ) as stream:
+        try:
+            with warnings.catch_warnings():
+                # Pillow warns from 89 megapixels and raises from 179: the check below
+                # refuses those anyway, with a message that names the file and the limit
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                image = Image.open(stream, formats=_IMAGE_FORMATS)
+            with image:
+                width, height = image.size
+                if width * height > max_pixels:
+                    shown = f"{width}×{height} = {width * height:,} pixels"
+                    raise _too_many_pixels(path, shown, max_pixels)
+                image = image.convert("L" if grayscale else "RGB")
+                if size is not None and image.size != (size[1], size[0]):
+                    image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+                return np.asarray(image, dtype=np.uint8)
+        except DataIntegrityError:
+            raise
+        except Image.DecompressionBombError as error:
+            # raised from the header, before this function sees the size: Pillow's message
+            # holds the pixel count
+            declared = re.search(r"\((\d+) pixels\)", str(error))
+            shown = f"{int(declared.group(1)):,} pixels" if declared else "more pixels"
+            raise _too_many_pixels(path, shown, max_pixels) from None
+        except Exception as error:
+            # Pillow signals a malformed file with many exception types (OSError,
+            # SyntaxError, ValueError, struct.error, ...): each means "cannot be read".
+            reason = " ".join(f"{type(error).__name__}: {error}".split())
+            raise DataIntegrityError(
+                f"{os.fspath(path)} cannot be read as an image ({reason}). Fix: remove or "
+                f"replace the file (a {', '.join(_IMAGE_FORMATS)} image)."
+            ) from error
+
+
+def _too_many_pixels(path: str | os.PathLike[str], shown: str, limit: int) -> DataIntegrityError:
+    return DataIntegrityError(
+        f"{os.fspath(path)} declares an image of {shown}, more than the {limit:,} lamina "
+        f"decodes (MAX_IMAGE_PIXELS; a decompression bomb?). Fix: shrink "
+        "the image before passing it, e.g. to the model's input size."
+    )
 
 
 def _check_images(images: Any) -> NDArray[np.uint8]:

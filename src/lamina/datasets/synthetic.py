@@ -1,23 +1,79 @@
-"""The notes' synthetic data sets: spiral, vertical and sine (the nnfs book's generators)."""
+"""The notes' synthetic data sets: spiral, vertical and sine (the nnfs book's generators).
+
+Each generator checks its arguments before drawing anything, with the same functions
+``lamina.config`` applies to a ``[data]`` table, so a bad value gives the same message from
+Python and from a config file.
+"""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from lamina.errors import (
-    InputError,
-    invalid,
-)
+from lamina.errors import ConfigError, invalid
+
+# Rows a generator makes at most. Spiral's float64 temporaries take ~80 bytes a row, so this
+# bounds one call to about 1 GB; more rows than this is a typo (2e9 for 2e3), not a data set.
+MAX_SAMPLES = 10_000_000
 
 
-def _check_count(argument: str, value: Any, minimum: int, example: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        fix = f"pass an integer such as {argument}={example}"
-        raise InputError(invalid(argument, f"an integer >= {minimum}", repr(value), fix))
+def check_count(argument: str, value: Any, minimum: int, example: int) -> int:
+    """``value`` as an int ≥ ``minimum`` (bools and floats refused), or a ConfigError."""
+    if (
+        isinstance(value, bool | np.bool_)
+        or not isinstance(value, int | np.integer)
+        or value < minimum
+    ):
+        raise ConfigError(
+            invalid(
+                argument,
+                f"an integer >= {minimum}",
+                repr(value),
+                f"pass an integer such as {argument}={example}",
+            )
+        )
     return int(value)
+
+
+def check_rows(samples: int, classes: int = 1) -> None:
+    """Refuse ``samples × classes`` rows above :data:`MAX_SAMPLES` before allocating them."""
+    if samples * classes > MAX_SAMPLES:
+        received = f"samples={samples:,}" + (f" × classes={classes:,}" if classes > 1 else "")
+        raise ConfigError(
+            invalid(
+                "samples",
+                f"at most {MAX_SAMPLES:,} rows in all (samples × classes)",
+                f"{received} = {samples * classes:,} rows",
+                "pass fewer samples, e.g. samples=1000",
+            )
+        )
+
+
+def check_seed(seed: Any) -> int | None:
+    """``seed`` as a non-negative int, or None for fresh entropy; else a ConfigError."""
+    if seed is None:
+        return None
+    if isinstance(seed, bool | np.bool_) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ConfigError(
+            invalid("seed", "a non-negative integer or None", repr(seed), "pass seed=0")
+        )
+    return int(seed)
+
+
+def check_noise(noise: Any) -> float:
+    """``noise`` as a finite float ≥ 0, or a ConfigError."""
+    ok = (
+        not isinstance(noise, bool | np.bool_)
+        and isinstance(noise, int | float | np.integer | np.floating)
+        and math.isfinite(noise)
+        and noise >= 0
+    )
+    if not ok:
+        raise ConfigError(invalid("noise", "a finite float >= 0", repr(noise), "pass noise=0.2"))
+    return float(noise)
 
 
 def spiral(
@@ -31,16 +87,15 @@ def spiral(
     Shape:
         X (samples*classes, 2) float32, y (samples*classes,) int64, class k in rows
         k*samples..(k+1)*samples-1.
+    Raises:
+        ConfigError: a count that is not an int ≥ 1, more than :data:`MAX_SAMPLES` rows,
+            a negative or non-finite ``noise``, a ``seed`` that is not an int ≥ 0 or None.
     """
-    samples = _check_count("samples", samples, 1, 100)
-    classes = _check_count("classes", classes, 1, 3)
-    if (
-        isinstance(noise, bool)
-        or not isinstance(noise, int | float | np.floating)
-        or not (0 <= noise < np.inf)
-    ):
-        raise InputError(invalid("noise", "a finite float >= 0", repr(noise), "pass noise=0.2"))
-    rng = np.random.default_rng(seed)
+    samples = check_count("samples", samples, 1, 100)
+    classes = check_count("classes", classes, 1, 3)
+    check_rows(samples, classes)
+    noise = check_noise(noise)
+    rng = np.random.default_rng(check_seed(seed))
     k = np.arange(classes, dtype=np.float64)
     r = np.linspace(0.0, 1.0, samples)  # (samples,)
     t = np.linspace(4 * k, 4 * (k + 1), samples, axis=1)  # (classes, samples)
@@ -59,10 +114,13 @@ def vertical(
 
     Shape:
         X (samples*classes, 2) float32, y (samples*classes,) int64, grouped by class.
+    Raises:
+        ConfigError: as for :func:`spiral`.
     """
-    samples = _check_count("samples", samples, 1, 100)
-    classes = _check_count("classes", classes, 1, 3)
-    rng = np.random.default_rng(seed)
+    samples = check_count("samples", samples, 1, 100)
+    classes = check_count("classes", classes, 1, 3)
+    check_rows(samples, classes)
+    rng = np.random.default_rng(check_seed(seed))
     centres = np.stack([np.arange(classes) / 3, np.full(classes, 0.5)], axis=-1)  # (classes, 2)
     X = 0.1 * rng.standard_normal((classes, samples, 2)) + centres[:, None, :]
     y = np.repeat(np.arange(classes, dtype=np.int64), samples)
@@ -76,7 +134,10 @@ def sine(samples: int = 1000) -> tuple[NDArray[np.float32], NDArray[np.float32]]
 
     Shape:
         X (samples, 1) float32, y (samples, 1) float32.
+    Raises:
+        ConfigError: ``samples`` is not an int in [1, :data:`MAX_SAMPLES`].
     """
-    samples = _check_count("samples", samples, 1, 1000)
+    samples = check_count("samples", samples, 1, 1000)
+    check_rows(samples)
     X = (np.arange(samples, dtype=np.float64) / samples).reshape(-1, 1)
     return X.astype(np.float32), np.sin(2 * np.pi * X).astype(np.float32)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import difflib
+import io
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -13,12 +14,17 @@ from typing import Any
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
+from lamina._files import open_regular
 from lamina.errors import (
     ConfigError,
     DataNotFoundError,
     InputError,
     invalid,
 )
+
+# A CSV file larger than this is refused from its size, before it is read: the table is
+# held in memory as Python strings (several times its size), so this is already generous.
+MAX_CSV_BYTES = 2 * 1024**3
 
 
 @dataclass(frozen=True, eq=False)
@@ -70,9 +76,11 @@ def load_csv(
         A :class:`CsvData` ``(X, y, feature_names, class_names)``, unpackable as ``X, y``.
     Raises:
         DataNotFoundError: the file does not exist.
-        InputError: an empty file, no such target column (the message lists the columns and
-            suggests the nearest), a row with the wrong number of cells, an empty or
-            non-numeric or non-finite cell, or a target column mixing numbers and text.
+        InputError: a path that is not a regular file (a folder, a FIFO, a device) or is
+            larger than :data:`MAX_CSV_BYTES`, an empty file, no such target column (the
+            message lists the columns and suggests the nearest), a row with the wrong number
+            of cells, an empty or non-numeric or non-finite cell, or a target column mixing
+            numbers and text.
         ConfigError: a bad ``delimiter`` or ``dtype``.
     """
     if not isinstance(target, str) or not target.strip():
@@ -192,10 +200,9 @@ def _float_dtype(dtype: DTypeLike) -> np.dtype[Any]:
 def _read_rows(file: Path, delimiter: str) -> list[list[str]]:
     if not file.exists():
         raise DataNotFoundError(f"CSV file {file} does not exist. Fix: check the path.")
-    if not file.is_file():
-        raise InputError(f"{file} is not a file. Fix: pass the path of a CSV file.")
+    binary = open_regular(file, what="CSV file", limit=MAX_CSV_BYTES, error=InputError)
     try:
-        with open(file, newline="", encoding="utf-8-sig") as stream:
+        with io.TextIOWrapper(binary, encoding="utf-8-sig", newline="") as stream:
             reader = csv.reader(stream, delimiter=delimiter)
             try:
                 return list(reader)

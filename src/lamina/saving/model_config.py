@@ -313,12 +313,14 @@ def check_metadata(metadata: Any, model: Model) -> dict[str, Any]:
 
 
 def _output_size(model: Model) -> int | None:
-    """The size of the last axis of the model's output, where the layers fix it."""
-    shape = model.layers[0].input_shape
+    """The size of the last axis of the model's output, where the layers fix it: shapes
+    are followed from the first layer that requires one (a leading Flatten does not)."""
+    shape = None
     for layer in model.layers:
         if shape is None:
-            return None
-        shape = layer.output_shape(shape)
+            shape = layer.input_shape
+        if shape is not None:
+            shape = layer.output_shape(shape)
     return None if shape is None else shape[-1]
 
 
