@@ -164,7 +164,7 @@ def _write_target(path: PathLike, what: str) -> Path:
     except OSError as failure:
         raise _write_error(Path(requested), what, failure) from None
     if not stat.S_ISREG(info.st_mode):
-        shown = requested if str(target) == requested else f"{requested} (→ {target})"
+        shown = f"{requested} (→ {target})" if os.path.islink(requested) else requested
         raise FileWriteError(
             f"Cannot write the {what} {shown!r}: it is {_kind(info.st_mode)}, not a regular "
             f"file, and lamina never replaces one. Fix: pass the path of a file."
