@@ -11,7 +11,7 @@ import pytest
 
 import lamina as lm
 from lamina.checks import distinct
-from lamina.fusion import PooledConvolution
+from lamina.engine.fusion import PooledConvolution
 
 L = lm.layers
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -75,7 +76,7 @@ def test_failed_write_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.Mon
     def crash(*args: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(lm.io.os, "fsync", crash)
+    monkeypatch.setattr(os, "fsync", crash)
     with pytest.raises(OSError, match="disk full"):
         model(seed=2).save_weights(path)
     assert path.read_bytes() == before

@@ -26,11 +26,9 @@ from lamina import (
     preprocessing,
     regularizers,
 )
+from lamina._version import __version__
 from lamina.gradcheck import GradcheckReport, gradcheck
-from lamina.io import load_model
-from lamina.model import Model
-
-__version__ = "0.1.0"
+from lamina.model import Model, load_model
 
 __all__ = [
     "GradcheckReport",

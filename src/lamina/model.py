@@ -17,20 +17,20 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
 from lamina import callbacks as callbacks_module
-from lamina import io
 from lamina import losses as losses_module
 from lamina import metrics as metrics_module
 from lamina import optimizers as optimizers_module
-from lamina._arena import ParameterArena
-from lamina.batches import ArrayBatches, BatchSource, is_batch_stream, stream_for
 from lamina.callbacks import Callback, CallbackState, History, ProgressBar
+from lamina.engine.arena import ParameterArena
+from lamina.engine.batches import ArrayBatches, BatchSource, is_batch_stream, stream_for
+from lamina.engine.plan import ExecutionPlan
+from lamina.engine.rewind import Rewind, finite_state
 from lamina.errors import ConfigError, InputError, NotCompiledError, NumericalError, invalid
-from lamina.execution import ExecutionPlan
 from lamina.layers.base import LAYERS, Layer, Shape, check_name, format_shape
 from lamina.losses import CategoricalCrossentropy, Loss
 from lamina.metrics import Metric
 from lamina.optimizers import Optimizer
-from lamina.rewind import Rewind, finite_state
+from lamina.saving import model_file, weights
 from lamina.validation import cast_samples, numeric_samples, positive_int, targets_for
 from lamina.validation import check_finite as check_inputs_finite
 
@@ -304,7 +304,7 @@ class Model:
                 rows for categorical cross-entropy, 0/1 for binary, values for regression.
                 For data that does not fit in memory, X can instead be a stream of
                 ``(X_batch, y_batch)`` pairs and y None: a Sequence (``len`` and ``[i]``, like
-                ``keras.utils.Sequence``) or a generator function (see ``lamina.batches``).
+                ``keras.utils.Sequence``) or a generator function (see ``lamina.engine.batches``).
             batch_size: samples per optimizer step; ``None`` = the whole set at once.
             validation_data: ``(X_val, y_val)`` evaluated after each epoch (notes §1.5).
             validation_split: fraction of (X, y), taken from the end before shuffling, held
@@ -672,15 +672,15 @@ class Model:
         augmentation and training progress, written atomically. ``lamina.load_model``
         reads it back; ``fit(..., initial_epoch=model.epochs_done)`` then continues
         exactly where training stopped."""
-        io.save_model(self, path, include_optimizer=include_optimizer)
+        model_file.save_model(self, path, include_optimizer=include_optimizer)
 
     def save_weights(self, path: str | os.PathLike[str]) -> None:
         """Save parameters only, as safetensors, atomically (notes §1.10 "State")."""
-        io.save_weights(self, path)
+        weights.save_weights(self, path)
 
     def load_weights(self, path: str | os.PathLike[str], *, strict: bool = True) -> list[str]:
         """Load parameters saved by :meth:`save_weights`; see :func:`lamina.io.load_weights`."""
-        return io.load_weights(self, path, strict=strict)
+        return weights.load_weights(self, path, strict=strict)
 
     # -- description -----------------------------------------------------------------------
     def count_params(self) -> int:
@@ -723,6 +723,14 @@ class Model:
 
     def __repr__(self) -> str:
         return f"Model({len(self.layers)} layers, {self.count_params():,} params)"
+
+
+def load_model(path: str | os.PathLike[str]) -> Model:
+    """Read a ``.lamina`` file written by :meth:`Model.save` (DESIGN §6): the model predicts
+    bit-identically and ``fit(..., initial_epoch=model.epochs_done)`` continues exactly. Any
+    problem with the file raises :class:`~lamina.errors.ModelFileError` naming it; nothing
+    is unpickled or imported from it, and it costs at most about twice its size to read."""
+    return model_file.load_model(path, Model)
 
 
 def _ordered(callback_list: list[Callback], verbose: int) -> list[Callback]:

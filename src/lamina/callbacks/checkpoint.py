@@ -8,8 +8,8 @@ import warnings
 from typing import Any
 
 from lamina.callbacks.base import Callback, Logs, Monitor
+from lamina.engine.rewind import finite_state
 from lamina.errors import ConfigError, invalid
-from lamina.rewind import finite_state
 
 
 class ModelCheckpoint(Callback):

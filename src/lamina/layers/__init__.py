@@ -1,6 +1,7 @@
 """Layers: the Layer protocol, dense, convolutional, pooling, normalization, dropout and
 reshaping layers, and activations (DESIGN §3)."""
 
+from lamina.layers.activated import ActivatedLayer
 from lamina.layers.activations import (
     Activation,
     LeakyReLU,
@@ -12,7 +13,7 @@ from lamina.layers.activations import (
 )
 from lamina.layers.base import LAYERS, Layer
 from lamina.layers.conv import Conv2D
-from lamina.layers.dense import ActivatedLayer, Dense
+from lamina.layers.dense import Dense
 from lamina.layers.dropout import Dropout
 from lamina.layers.normalization import BatchNorm
 from lamina.layers.pooling import AvgPool2D, MaxPool2D

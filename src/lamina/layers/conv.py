@@ -11,6 +11,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from lamina import initializers
 from lamina.errors import ConfigError, ShapeError, invalid
+from lamina.layers.activated import ActivatedLayer, with_activation_built
 from lamina.layers.base import (
     LAYERS,
     Array,
@@ -21,7 +22,6 @@ from lamina.layers.base import (
     new_tensor,
     regularizers_for,
 )
-from lamina.layers.dense import ActivatedLayer, with_activation_built
 
 PADDINGS = ("valid", "same")
 FEW_CHANNELS = 8  # below this, im2col fills column-major cols per kernel offset and channel
@@ -57,7 +57,7 @@ class WindowGrid:
     """Where a set of windows starts in the (padded) input: along each axis a
     (first pixel, step, count) triple. A convolution reads one grid, window (i, j) at
     (i·sh, j·sw); a convolution feeding a max pooling reads one grid per position inside
-    the pool (see ``lamina.fusion``)."""
+    the pool (see ``lamina.engine.fusion``)."""
 
     rows: tuple[int, int, int]
     columns: tuple[int, int, int]
@@ -250,7 +250,7 @@ class Conv2D(ActivatedLayer):
 
         Rows in image order (n, i, j); or, with ``pool`` = (ph, pw) dividing ``out``, in
         *pool order* (a, b, n, i, j) for the pixel (ph·i + a, pw·j + b): one block per
-        position (a, b) inside the pooling window (``lamina.fusion``).
+        position (a, b) inside the pooling window (``lamina.engine.fusion``).
 
         Each row holds a window's kh·kw·C values, then a 1 that multiplies the bias row of
         ``kernel_matrix`` — the bias add and ∂L/∂b ride along in the matmuls.

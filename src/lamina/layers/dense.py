@@ -8,60 +8,8 @@ import numpy as np
 
 from lamina import initializers
 from lamina.errors import ConfigError, invalid
-from lamina.layers import activations
+from lamina.layers.activated import ActivatedLayer, with_activation_built
 from lamina.layers.base import LAYERS, Array, Layer, Shape, new_tensor, regularizers_for
-
-
-class ActivatedLayer(Layer):
-    """A layer with parameters followed by an optional activation (``activation="relu"``).
-
-    ``forward`` = activation(``linear_forward``); ``backward`` runs the activation's
-    backward, then ``backward_linear``. A model whose loss fuses with the activation
-    (Softmax + categorical cross-entropy, notes §1.3) calls ``backward_linear`` directly.
-    """
-
-    has_params = True
-
-    def __init__(self, activation: str | Layer | None, *, name: str | None) -> None:
-        super().__init__(name=name)
-        self.activation = activations.get(activation)  # type: ignore[arg-type]
-
-    def forward(self, inputs: Array, *, training: bool = False) -> Array:
-        z = self.linear_forward(inputs)
-        if self.activation is None:
-            return z
-        return self.activation.forward_inplace(z, training=training)
-
-    def backward(self, dvalues: Array) -> Array | None:
-        if self.activation is not None:
-            dvalues = self.activation.backward(dvalues)
-        return self.backward_linear(dvalues)
-
-    def linear_forward(self, inputs: Array) -> Array:
-        raise NotImplementedError(f"{type(self).__name__} must define linear_forward")
-
-    def backward_linear(self, dz: Array) -> Array | None:
-        """∂L/∂inputs from ∂L/∂z (z before the activation); fills ``grads`` incl. L1/L2."""
-        raise NotImplementedError(f"{type(self).__name__} must define backward_linear")
-
-    def regularization_config(self) -> dict[str, float]:
-        """The constructor's ``weight_l1 … bias_l2``, read back from ``regularizers``."""
-        config = {}
-        for key, prefix in (("weights", "weight"), ("biases", "bias")):
-            reg = self.regularizers.get(key)
-            config[f"{prefix}_l1"] = reg.l1 if reg else 0.0
-            config[f"{prefix}_l2"] = reg.l2 if reg else 0.0
-        return config
-
-    def activation_config(self) -> str | dict[str, Any] | None:
-        """The activation's registered name, or its full spec when it has non-default args."""
-        act = self.activation
-        if act is None:
-            return None
-        name = activations.name_of(act)
-        if act.get_config() == type(act)().get_config():
-            return name
-        return {"class": name, "config": act.get_config()}
 
 
 @LAYERS.register("dense")
@@ -161,13 +109,3 @@ class Dense(ActivatedLayer):
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Dense:
         return cls(**with_activation_built(config))
-
-
-def with_activation_built(config: dict[str, Any]) -> dict[str, Any]:
-    """A config whose ``activation`` spec dict (non-default arguments) is built into a layer."""
-    spec = config.get("activation")
-    if isinstance(spec, dict):
-        from lamina.layers.serialization import deserialize
-
-        return {**config, "activation": deserialize(spec)}
-    return config

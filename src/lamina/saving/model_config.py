@@ -124,9 +124,9 @@ def _blas_threads() -> int | None:
 
 
 def _lamina_version() -> str:
-    import lamina
+    from lamina._version import __version__
 
-    return str(getattr(lamina, "__version__", "unknown"))
+    return __version__
 
 
 # --------------------------------------------------------------------------- reading

@@ -55,7 +55,7 @@ def save_model(model: Model, path: PathLike, *, include_optimizer: bool = True) 
     _check_finite(model, include_optimizer, where)
     data = encode_model(model, include_optimizer)
     try:
-        _build(ArchiveReader(data, where))
+        _build(ArchiveReader(data, where), type(model))
     except LOAD_ERRORS as error:
         raise ModelFileError(
             f"Cannot save the model to {where}: the file would not load back: {_reason(error)} "
@@ -148,18 +148,19 @@ def _check_finite(model: Model, include_optimizer: bool, where: str) -> None:
 
 
 # --------------------------------------------------------------------------- loading
-def load_model(path: PathLike) -> Model:
-    """Read a .lamina file written by :func:`save_model`; any problem with the file raises
+def load_model(path: PathLike, model_class: type[Model]) -> Model:
+    """Read a .lamina file written by :func:`save_model` as a ``model_class``
+    (``lamina.load_model`` passes ``Model``); any problem with the file raises
     :class:`ModelFileError` naming it. Never unpickles or imports anything from the file."""
     with ArchiveReader(path, repr(os.fspath(path))) as archive:
-        return load_from(archive)
+        return load_from(archive, model_class)
 
 
-def load_from(archive: ArchiveReader) -> Model:
+def load_from(archive: ArchiveReader, model_class: type[Model]) -> Model:
     """The model an open archive describes; every problem is a ModelFileError that starts
     with the file's name."""
     try:
-        return _build(archive)
+        return _build(archive, model_class)
     except LOAD_ERRORS as error:
         raise ModelFileError(f"{archive.where}: {_reason(error)}") from None
 
@@ -189,9 +190,7 @@ def _reason(error: BaseException) -> str:
     return reason
 
 
-def _build(archive: ArchiveReader) -> Model:
-    from lamina.model import Model
-
+def _build(archive: ArchiveReader, model_class: type[Model]) -> Model:
     config = model_config.parse(archive.read("config.json"))
     spec = model_config.field(config, "model", dict)
     layers = model_config.build_layers(model_config.field(spec, "layers", list))
@@ -206,7 +205,7 @@ def _build(archive: ArchiveReader) -> Model:
         preprocessing.set_state(
             decode(archive.read("preprocessing.safetensors"), "preprocessing.safetensors")
         )
-    model = Model(
+    model = model_class(
         layers,
         seed=None,  # the saved tensors and Generator states replace what a seed would draw
         dtype=dtype,

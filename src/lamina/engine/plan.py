@@ -10,7 +10,7 @@ activation, so that the plan can
   (both are monotone), so ``MaxPool(ReLU(z)) = ReLU(MaxPool(z))`` bit for bit, the
   gradients are the same too (the window's winner is the same element; a window whose
   maximum is ≤ 0 passes no gradient either way), and ReLU touches a quarter of the values;
-- run a Conv2D straight into such a MaxPool2D as one step (``lamina.fusion``): the
+- run a Conv2D straight into such a MaxPool2D as one step (``lamina.engine.fusion``): the
   convolution computes its outputs in the order the pooling reads them;
 - stop backward before a final Softmax whose gradient the loss gives directly,
   ∂L/∂z = (ŷ − y)/N (notes §1.3).
@@ -23,11 +23,11 @@ from typing import Protocol
 
 import numpy as np
 
-from lamina.fusion import PooledConvolution, fusable
+from lamina.engine.fusion import PooledConvolution, fusable
+from lamina.layers.activated import ActivatedLayer
 from lamina.layers.activations import Activation, ReLU, Softmax
 from lamina.layers.base import Layer
 from lamina.layers.conv import Conv2D
-from lamina.layers.dense import ActivatedLayer
 from lamina.layers.pooling import MaxPool2D
 
 Array = np.ndarray

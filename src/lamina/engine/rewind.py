@@ -25,7 +25,7 @@ import numpy as np
 from lamina.layers.base import named_tensors
 
 if TYPE_CHECKING:
-    from lamina.batches import BatchSource
+    from lamina.engine.batches import BatchSource
     from lamina.model import Model
 
 Array = np.ndarray

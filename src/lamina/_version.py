@@ -1,0 +1,3 @@
+"""The version of lamina, in one place (pyproject.toml gives the same)."""
+
+__version__ = "0.1.0"
