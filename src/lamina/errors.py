@@ -35,7 +35,16 @@ class ShapeError(InputError):
 
 
 class ConfigError(LaminaError, ValueError):
-    """A bad hyper-parameter, an unknown name, or a config that cannot be built."""
+    """A bad hyper-parameter, an unknown name, or a config that cannot be built.
+
+    Attributes:
+        argument: the name of the argument that was refused, when one was (a config file
+            uses it to point at the key's line).
+    """
+
+    def __init__(self, message: str = "", *, argument: str | None = None) -> None:
+        super().__init__(message)
+        self.argument = argument
 
 
 class NumericalError(LaminaError, FloatingPointError):
