@@ -38,7 +38,7 @@ def test_fused_cases_really_use_the_fused_path() -> None:
     fused = [case for case in CASES if "fused" in case.name]
     assert len(fused) == 3
     for case in fused:
-        assert isinstance(case.target, lm.Model) and case.target._plan.fused_softmax
+        assert isinstance(case.target, lm.Model) and case.target.plan.fused_softmax
 
 
 def test_gradcheck_catches_a_wrong_gradient() -> None:

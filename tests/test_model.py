@@ -86,12 +86,12 @@ def test_predict_gives_confidences(data: tuple[np.ndarray, np.ndarray]) -> None:
 
 
 def test_fused_softmax_is_chosen_by_compile() -> None:
-    assert small_classifier()._plan.fused_softmax
+    assert small_classifier().plan.fused_softmax
     model = lm.Model([L.Dense(4, 3), L.Softmax()])
     model.compile(loss="categorical_crossentropy", optimizer="sgd")
-    assert model._plan.fused_softmax
+    assert model.plan.fused_softmax
     model.compile(loss="mean_squared_error", optimizer="sgd")
-    assert not model._plan.fused_softmax
+    assert not model.plan.fused_softmax
 
 
 def test_first_layer_skips_input_gradient(data: tuple[np.ndarray, np.ndarray]) -> None:

@@ -133,7 +133,7 @@ def _model_checks(original: Model, x: Array, y: Array) -> dict[str, Check]:
         layer.astype(np.float64)
     model.dtype = np.dtype(np.float64)
     assert model.loss is not None
-    x_checked, y_checked = model._check_data(x, y)
+    x_checked, y_checked = model.prepare_data(x, y)
     loss = model.loss
     states = [layer.rng.bit_generator.state for layer in model.layers]
 

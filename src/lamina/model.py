@@ -1,7 +1,9 @@
 """The Model: a stack of layers with compile / fit / evaluate / predict (notes §1.9, §1.10).
 
-The training loop lives here and only here: per epoch, shuffle the sample *indices*, then
-per batch forward → loss → backward → optimizer step (notes §1.9 "Batches").
+A model owns its layers, loss, optimizer, metrics, preprocessing and random Generators, and
+says how to run them: ``forward``/``backward`` through the execution plan
+(``engine/plan.py``), one ``train_step``, ``fit``'s epochs (the loop is
+``engine/training.py``), ``evaluate`` and ``predict``; saving is ``lamina.saving``.
 """
 
 from __future__ import annotations
@@ -9,8 +11,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
-import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -20,13 +21,14 @@ from lamina import callbacks as callbacks_module
 from lamina import losses as losses_module
 from lamina import metrics as metrics_module
 from lamina import optimizers as optimizers_module
-from lamina.callbacks import Callback, CallbackState, History, ProgressBar
+from lamina.callbacks import Callback, CallbackState, History
+from lamina.engine import data
 from lamina.engine.arena import ParameterArena
-from lamina.engine.batches import ArrayBatches, BatchSource, is_batch_stream, stream_for
+from lamina.engine.batches import BatchSource, is_batch_stream
 from lamina.engine.plan import ExecutionPlan
-from lamina.engine.rewind import Rewind, finite_state
-from lamina.errors import ConfigError, InputError, NotCompiledError, NumericalError, invalid
-from lamina.layers.base import LAYERS, Layer, Shape, check_name, format_shape
+from lamina.engine.training import TrainingLoop
+from lamina.errors import ConfigError, NotCompiledError, NumericalError, invalid
+from lamina.layers.base import Layer, Shape, format_shape, name_layers, propagate_shape
 from lamina.losses import CategoricalCrossentropy, Loss
 from lamina.metrics import Metric
 from lamina.optimizers import Optimizer
@@ -41,7 +43,7 @@ PREDICT_BATCH_SIZE = 1024
 Augmentation = Callable[[Array, np.random.Generator], Array]
 
 
-class Transformer(Protocol):
+class Preprocessing(Protocol):
     """What a model needs of its preprocessing (``lamina.preprocessing.Pipeline`` has it)."""
 
     def fit(self, X: Array, y: Array | None = None) -> Any: ...
@@ -76,7 +78,7 @@ class Model:
         seed: int | None = None,
         dtype: DTypeLike = "float32",
         *,
-        preprocessing: Transformer | None = None,
+        preprocessing: Preprocessing | None = None,
         augmentation: Augmentation | Sequence[Augmentation] | None = None,
     ) -> None:
         if isinstance(layers, Layer) or not isinstance(layers, Sequence) or not layers:
@@ -109,11 +111,11 @@ class Model:
         self.seed = seed
         self.preprocessing = preprocessing
         self.augmentation = _augmentation_list(augmentation)
-        self._name_layers()
+        name_layers(self.layers)
         self._seed_layers()
         for layer in self.layers:
             layer.astype(self.dtype)
-        self._check_layer_sizes()
+        propagate_shape(self.layers)  # a size mismatch names both layers
         self.layers[0].input_grad = False  # nothing consumes ∂L/∂X of the data
 
         self.loss: Loss | None = None
@@ -126,30 +128,10 @@ class Model:
         self.stop_training = False
         self._plan = ExecutionPlan(self.layers, loss_takes_softmax=False)
         self._arena: ParameterArena | None = None
-        self._running_callbacks: list[Callback] | None = None  # those of the fit under way
+        self._running: TrainingLoop | None = None  # the fit under way
         self._callback_states: list[CallbackState] = []  # of the last fit, or of the file
 
     # -- construction ------------------------------------------------------------------
-    def _name_layers(self) -> None:
-        taken = {layer.name for layer in self.layers if layer.name}
-        counts: dict[str, int] = {}
-        for layer in self.layers:
-            if layer.name:
-                continue
-            base = LAYERS.name_of(layer)
-            while True:
-                count = counts.get(base, 0)
-                counts[base] = count + 1
-                candidate = base if count == 0 else f"{base}_{count}"
-                if candidate not in taken:
-                    break
-            layer.name = candidate
-            taken.add(candidate)
-        names = [check_name(layer.name) for layer in self.layers]
-        if len(set(names)) != len(names):
-            duplicates = sorted({n for n in names if names.count(n) > 1})
-            raise ConfigError(invalid("layer names", "unique names", f"duplicates {duplicates}"))
-
     def _seed_layers(self) -> None:
         sequence = np.random.SeedSequence(self.seed)
         children = sequence.spawn(len(self.layers) + 2)
@@ -182,25 +164,11 @@ class Model:
         self._rng.bit_generator.state = state["shuffle"]
         self._augment_rng.bit_generator.state = state["augment"]
 
-    def _check_layer_sizes(self) -> None:
-        shape: Shape | None = None
-        source = "the data"
-        for layer in self.layers:
-            if shape is None:
-                shape = layer.input_shape
-            else:
-                layer.check_input_shape(shape, source)
-            if shape is not None:
-                shape = layer.output_shape(shape)
-            source = layer.describe()
-
-    def _output_shape(self, input_shape: Shape) -> Shape:
-        """Propagate a per-sample data shape, raising a ShapeError at the first mismatch."""
-        shape, source = input_shape, "the data"
-        for layer in self.layers:
-            layer.check_input_shape(shape, source)
-            shape = layer.output_shape(shape)
-            source = layer.describe()
+    def output_shape(self, input_shape: Shape) -> Shape:
+        """The per-sample output shape for a per-sample ``input_shape``; a ShapeError names
+        the first layer that does not fit."""
+        shape = propagate_shape(self.layers, input_shape)
+        assert shape is not None
         return shape
 
     # -- compile -----------------------------------------------------------------------
@@ -228,6 +196,13 @@ class Model:
                 " Fix: call model.compile(loss=..., optimizer=...) first."
             )
         return self.loss, self.optimizer
+
+    @property
+    def plan(self) -> ExecutionPlan:
+        """How the model runs its layers, for inspection: ``plan.steps`` (a layer with an
+        activation is two steps, a Conv2D into a MaxPool2D one fused step) and
+        ``plan.fused_softmax`` (backward starts from (ŷ − y)/N). Set by ``compile``."""
+        return self._plan
 
     # -- the training step ---------------------------------------------------------------
     def forward(self, inputs: Array, *, training: bool = False) -> Array:
@@ -337,86 +312,55 @@ class Model:
         shuffle = bool(shuffle)
         if batch_size is not None:
             batch_size = positive_int("batch_size", batch_size, 1, "batch_size=32")
+        batches: BatchSource
         if is_batch_stream(X):
-            batches, validation = self._stream_batches(
-                X, y, validation_data, validation_split, shuffle, epochs - initial_epoch
+            batches, validation = data.stream_batches(
+                self,
+                X,
+                y,
+                validation_data=validation_data,
+                validation_split=validation_split,
+                shuffle=shuffle,
+                rng=self._rng,
+                epochs=epochs - initial_epoch,
             )
         else:
-            batches, validation = self._array_batches(
-                X, y, batch_size, validation_data, validation_split, shuffle
+            batches, validation = data.array_batches(
+                self,
+                X,
+                y,
+                batch_size=batch_size,
+                validation_data=validation_data,
+                validation_split=validation_split,
+                shuffle=shuffle,
+                rng=self._rng,
             )
 
         continuing = initial_epoch > 0 and initial_epoch == self.epochs_done
         history = self._history_for(initial_epoch)
-        history.divergence = None  # of this fit
-        callback_list = _ordered([history, *callbacks], verbose)
-        self.stop_training = False
-        params = {
-            "epochs": epochs,
-            "initial_epoch": initial_epoch,
-            "steps": batches.steps,
-            "logs": self._log_names(validation is not None),
-            "verbose": verbose,
-        }
-        for callback in callback_list:
-            callback.set_params(params)
-            callback.set_model(self)
-            callback.on_train_begin()
-        if continuing:
-            callbacks_module.resume(callback_list, self._callback_states)
-        self._running_callbacks = callback_list
+        loop = TrainingLoop(
+            self,
+            self._augmented_step,
+            batches,
+            validation,
+            self.evaluate_prepared,
+            history,
+            callbacks,
+            verbose,
+        )
+        self._running = loop
         try:
-            self._run_epochs(batches, validation, history, callback_list, initial_epoch, epochs)
+            loop.run(initial_epoch, epochs, self._callback_states if continuing else [])
         finally:
-            self._running_callbacks = None
-        self._callback_states = callbacks_module.states_of(callback_list)
+            self._running = None
+        self._callback_states = callbacks_module.states_of(loop.callbacks)
         return history
-
-    def _run_epochs(
-        self,
-        batches: BatchSource,
-        validation: tuple[Array, Array] | None,
-        history: History,
-        callback_list: list[Callback],
-        initial_epoch: int,
-        epochs: int,
-    ) -> None:
-        for epoch in range(initial_epoch, epochs):
-            if self.stop_training:  # a resumed callback state says the run had stopped
-                break
-            for callback in callback_list:
-                callback.on_epoch_begin(epoch)
-            try:
-                # a diverging run is caught by its loss (NumericalError), not by NumPy warnings
-                with np.errstate(over="ignore", invalid="ignore"):
-                    logs = self._train_epoch(batches, callback_list)
-            except NumericalError as error:
-                history.divergence = f"epoch {epoch + 1}, {error}"
-                warnings.warn(
-                    f"Training stopped at epoch {epoch + 1}, {error}", RuntimeWarning, stacklevel=3
-                )
-                break
-            if validation is not None:
-                val = self._evaluate_arrays(*validation)
-                logs.update({f"val_{key}": value for key, value in val.items()})
-            self.epochs_done = epoch + 1
-            for callback in callback_list:
-                callback.on_epoch_end(epoch, logs)
-            if self.stop_training:
-                break
-        for callback in callback_list:
-            callback.on_train_end()
-
-    def _log_names(self, validation: bool) -> list[str]:
-        """The names every epoch's logs hold."""
-        names = ["loss", *(metric.name for metric in self.metrics)]
-        return names + [f"val_{name}" for name in names] if validation else names
 
     def callback_states(self) -> list[CallbackState]:
         """The state of each stateful callback of the fit under way, else of the last fit
         (or of the file the model was loaded from): what ``save`` stores for resuming."""
-        if self._running_callbacks is not None:
-            return callbacks_module.states_of(self._running_callbacks)
+        if self._running is not None:
+            return callbacks_module.states_of(self._running.callbacks)
         return list(self._callback_states)
 
     def resume_from(self, states: list[CallbackState]) -> None:
@@ -433,136 +377,6 @@ class Model:
         self.history = History()
         return self.history
 
-    def _array_batches(
-        self,
-        X: ArrayLike,
-        y: ArrayLike | None,
-        batch_size: int | None,
-        validation_data: tuple[ArrayLike, ArrayLike] | None,
-        validation_split: float,
-        shuffle: bool,
-    ) -> tuple[ArrayBatches, tuple[Array, Array] | None]:
-        """Checked training batches and validation arrays from in-memory data; the
-        preprocessing is fitted on the training portion only (notes §1.9)."""
-        if y is None:
-            raise InputError(
-                invalid(
-                    "y",
-                    "targets for X",
-                    "None",
-                    "pass fit(X, y), or a stream of (X_batch, y_batch) as X",
-                )
-            )
-        X_raw = numeric_samples(X, "X")
-        y_raw = targets_for(y, len(X_raw), ("X", "y"))
-        validation_raw: tuple[Any, Any] | None = None
-        if validation_data is not None:
-            validation_raw = _validation_pair(validation_data, validation_split)
-        elif validation_split:
-            n = len(X_raw)
-            n_val = round(n * validation_split)
-            if n_val < 1 or n_val >= n:
-                raise InputError(
-                    invalid(
-                        "validation_split",
-                        "a fraction leaving ≥ 1 sample on each side",
-                        f"{validation_split} of {n} samples",
-                    )
-                )
-            validation_raw = (X_raw[n - n_val :], y_raw[n - n_val :])
-            X_raw, y_raw = X_raw[: n - n_val], y_raw[: n - n_val]
-        pre = self.preprocessing
-        if pre is not None and not getattr(pre, "fitted", False):
-            pre.fit(X_raw, y_raw)
-        X_train, y_train = self._check_data(X_raw, y_raw)
-        for metric in self.metrics:
-            metric.prepare(y_train)
-        validation = None
-        if validation_raw is not None:
-            validation = self._check_data(*validation_raw, names=("X_val", "y_val"))
-        size = len(X_train) if batch_size is None else batch_size
-        return ArrayBatches(X_train, y_train, size, shuffle, self._rng), validation
-
-    def _stream_batches(
-        self,
-        X: Any,
-        y: ArrayLike | None,
-        validation_data: tuple[ArrayLike, ArrayLike] | None,
-        validation_split: float,
-        shuffle: bool,
-        epochs: int,
-    ) -> tuple[BatchSource, tuple[Array, Array] | None]:
-        """Training batches from a Sequence or generator, each checked as it arrives."""
-        if y is not None:
-            raise ConfigError(
-                invalid(
-                    "y",
-                    "None when X is a stream of (X_batch, y_batch)",
-                    type(y).__name__,
-                    "leave y out",
-                )
-            )
-        if validation_split:
-            raise ConfigError(
-                invalid(
-                    "validation_split",
-                    "0 for a stream of batches",
-                    validation_split,
-                    "pass validation_data=(X_val, y_val)",
-                )
-            )
-        self._require_fitted_preprocessing("fit on a stream of batches")
-        source = stream_for(X, self._check_data, shuffle, self._rng, epochs)
-        validation = None
-        if validation_data is not None:
-            validation = self._check_data(
-                *_validation_pair(validation_data, 0.0), names=("X_val", "y_val")
-            )
-        return source, validation
-
-    def _train_epoch(self, batches: BatchSource, callbacks: Sequence[Callback]) -> dict[str, float]:
-        """One pass over the batches; returns the sample-weighted epoch statistics."""
-        names = ["loss", *(metric.name for metric in self.metrics)]
-        regularized = any(layer.regularizers for layer in self.layers)
-        totals = [0.0] * len(names)
-        seen = steps = 0
-        rewind = Rewind(self, batches, self._augmented_step)
-        for step, (xb, yb) in enumerate(batches):
-            rewind.before_step()
-            try:
-                _, sample_losses, scores = self._augmented_step(xb, yb)
-            except NumericalError:
-                reason = f"step {step + 1}: the loss is NaN or inf (training diverged)"
-                raise NumericalError(_rewound(rewind, step, reason)) from None
-            if not rewind.after_step():
-                raise NumericalError(
-                    _rewound(
-                        rewind, step, f"step {step + 1} left NaN/inf values (training diverged)"
-                    )
-                )
-            steps += 1
-            size = len(xb)
-            seen += size
-            penalty = self.regularization_penalty() if regularized else 0.0
-            values = [float(sample_losses.sum()) / size + penalty]
-            values += [float(score.sum()) / size for score in scores]
-            for index, value in enumerate(values):
-                totals[index] += value * size
-            logs = dict(zip(names, values, strict=True))
-            for callback in callbacks:
-                callback.on_batch_end(step, logs)
-            if self.stop_training:  # a callback (TerminateOnNaN) asked to stop now
-                break
-        if not finite_state(self):
-            raise NumericalError(
-                _rewound(
-                    rewind,
-                    steps,
-                    "the epoch left NaN/inf parameters or optimizer state (training diverged)",
-                )
-            )
-        return {name: total / max(seen, 1) for name, total in zip(names, totals, strict=True)}
-
     def _augmented_step(self, xb: Array, yb: Array) -> tuple[Array, Array, list[Array]]:
         for augment in self.augmentation:
             xb = augment(xb, self._augment_rng)
@@ -574,16 +388,18 @@ class Model:
     ) -> dict[str, float]:
         """Loss (data + L1/L2 penalty) and metrics over (X, y), in inference mode (§1.10)."""
         self._require_compiled("evaluate")
-        X_checked, y_checked = self._check_data(X, y)
-        return self._evaluate_arrays(X_checked, y_checked, batch_size)
+        X_checked, y_checked = self.prepare_data(X, y)
+        return self.evaluate_prepared(X_checked, y_checked, batch_size)
 
-    def _evaluate_arrays(
+    def evaluate_prepared(
         self, X: Array, y: Array, batch_size: int | None = None
     ) -> dict[str, float]:
+        """:meth:`evaluate` of data :meth:`prepare_data` has already prepared (validation
+        data, once per epoch: the checks and preprocessing are not repeated)."""
         loss = self.loss
         assert loss is not None
         totals = np.zeros(1 + len(self.metrics))
-        for start, y_pred in self._batched_forward(X, batch_size):
+        for start, y_pred in self._plan.batches(X, self._batch_size(batch_size)):
             yb = y[start : start + len(y_pred)]
             totals[0] += float(loss.forward(y_pred, yb).sum())
             for index, metric in enumerate(self.metrics, start=1):
@@ -596,67 +412,51 @@ class Model:
     def predict(self, X: ArrayLike, batch_size: int | None = None) -> Array:
         """The network's outputs for X in inference mode: class confidences for a Softmax
         classifier, whose argmax is the predicted class (notes §1.10 "Prediction")."""
-        X_checked = self._check_inputs(X, "X", finite=False)  # checked batch by batch below
+        X_checked = self.prepare_inputs(X, "X", finite=False)  # checked batch by batch below
         outputs: Array | None = None
-        for start, y_pred in self._batched_forward(X_checked, batch_size, check_finite=True):
+        size = self._batch_size(batch_size)
+        for start, y_pred in self._plan.batches(X_checked, size, check_finite=True):
             if outputs is None:
                 outputs = np.empty((len(X_checked), *y_pred.shape[1:]), dtype=y_pred.dtype)
             outputs[start : start + len(y_pred)] = y_pred
         assert outputs is not None
         return outputs
 
-    def _batched_forward(
-        self, X: Array, batch_size: int | None, *, check_finite: bool = False
-    ) -> Iterator[tuple[int, Array]]:
-        """Inference outputs batch by batch. ``check_finite`` refuses NaN/inf inputs where it
-        is cheapest: a linear first layer turns a NaN/inf anywhere in a row into NaN/inf in
-        its whole output row, so scanning that (smaller, cached) output finds them; only
-        then is X scanned, to name the bad value."""
-        size = positive_int(
-            "batch_size",
-            PREDICT_BATCH_SIZE if batch_size is None else batch_size,
-            1,
-            "batch_size=256",
-        )
-        plan = self._plan
-        skip = 1 if check_finite and plan.linear_first else 0
-        for start in range(0, len(X), size):
-            batch = X[start : start + size]
-            if check_finite:
-                with np.errstate(invalid="ignore", over="ignore"):  # NaN/inf are reported below
-                    if skip:
-                        batch = plan.steps[0].forward(batch, training=False)
-                    finite = np.isfinite(np.add.reduce(batch, axis=None))
-                if not finite:
-                    check_inputs_finite(X, "X")  # raises, naming the value, unless z overflowed
-            yield start, plan.forward(batch, training=False, first=skip)
+    @staticmethod
+    def _batch_size(batch_size: int | None) -> int:
+        size = PREDICT_BATCH_SIZE if batch_size is None else batch_size
+        return positive_int("batch_size", size, 1, "batch_size=256")
 
     # -- input validation --------------------------------------------------------------------
-    def _check_inputs(self, X: ArrayLike, name: str, *, finite: bool = True) -> Array:
-        """Model inputs from raw X: checked, preprocessed, cast, and shape-checked."""
+    def prepare_inputs(self, X: ArrayLike, name: str = "X", *, finite: bool = True) -> Array:
+        """Model inputs from raw X: checked (finite, unless ``finite=False``), preprocessed,
+        cast to the model's dtype and shape-checked — what ``predict`` runs the layers on."""
         array = numeric_samples(X, name, finite=finite)
         if self.preprocessing is not None:
-            self._require_fitted_preprocessing("evaluate or predict")
+            self.require_fitted_preprocessing("evaluate or predict")
             array = np.asarray(self.preprocessing.transform(array))
         array = cast_samples(array, self.dtype, name)
         if self.preprocessing is not None and finite:
             check_inputs_finite(array, f"{name} after preprocessing")
-        self._output_shape(array.shape[1:])
+        self.output_shape(array.shape[1:])
         return array
 
-    def _check_data(
+    def prepare_data(
         self, X: ArrayLike, y: ArrayLike, names: tuple[str, str] = ("X", "y")
     ) -> tuple[Array, Array]:
-        X_checked = self._check_inputs(X, names[0])
+        """(inputs, targets) as ``fit`` and ``evaluate`` use them: :meth:`prepare_inputs`,
+        and targets checked and put in the loss's form (one-hot or labels, the dtype)."""
+        X_checked = self.prepare_inputs(X, names[0])
         targets = targets_for(y, len(X_checked), names)
-        n_outputs = self._output_shape(X_checked.shape[1:])[-1]
+        n_outputs = self.output_shape(X_checked.shape[1:])[-1]
         assert self.loss is not None and n_outputs is not None
         targets = self.loss.prepare_targets(targets, n_outputs)
         if targets.ndim > 1 or not isinstance(self.loss, CategoricalCrossentropy):
             targets = targets.astype(self.dtype, copy=False)  # no float64 upcasts in the loss
         return X_checked, targets
 
-    def _require_fitted_preprocessing(self, action: str) -> None:
+    def require_fitted_preprocessing(self, action: str) -> None:
+        """A NotCompiledError unless the preprocessing (if any) is fitted."""
         pre = self.preprocessing
         if pre is not None and not getattr(pre, "fitted", True):
             raise NotCompiledError(
@@ -731,45 +531,6 @@ def load_model(path: str | os.PathLike[str]) -> Model:
     problem with the file raises :class:`~lamina.errors.ModelFileError` naming it; nothing
     is unpickled or imported from it, and it costs at most about twice its size to read."""
     return model_file.load_model(path, Model)
-
-
-def _ordered(callback_list: list[Callback], verbose: int) -> list[Callback]:
-    """The callbacks of a fit in the order their hooks run: those that save the model after
-    the others, so the file holds every callback's state for the epoch; the progress bar
-    last."""
-    ordered = [c for c in callback_list if not c.saves_model]
-    ordered += [c for c in callback_list if c.saves_model]
-    if verbose:
-        ordered.append(ProgressBar(verbose))
-    return ordered
-
-
-def _rewound(rewind: Rewind, failed: int, reason: str) -> str:
-    """Take the model back to its last finite step and say so."""
-    kept = rewind.back_to_finite(failed)
-    where = f"after step {kept} of this epoch" if kept else "at the start of this epoch"
-    return (
-        f"{reason}; the model was taken back to its state {where}, the last with finite "
-        "parameters and optimizer state. Fix: lower the learning rate, or add decay or "
-        "clipnorm to the optimizer."
-    )
-
-
-def _validation_pair(validation_data: Any, validation_split: float) -> tuple[Any, Any]:
-    if validation_split:
-        raise ConfigError(
-            invalid(
-                "validation_split",
-                "0 when validation_data is given",
-                validation_split,
-                "pass only one of the two",
-            )
-        )
-    if not (isinstance(validation_data, tuple | list) and len(validation_data) == 2):
-        raise ConfigError(
-            invalid("validation_data", "a pair (X_val, y_val)", type(validation_data).__name__)
-        )
-    return validation_data[0], validation_data[1]
 
 
 def _augmentation_list(

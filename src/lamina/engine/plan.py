@@ -18,7 +18,7 @@ activation, so that the plan can
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -29,6 +29,7 @@ from lamina.layers.activations import Activation, ReLU, Softmax
 from lamina.layers.base import Layer
 from lamina.layers.conv import Conv2D
 from lamina.layers.pooling import MaxPool2D
+from lamina.validation import check_finite as check_finite_values
 
 Array = np.ndarray
 
@@ -102,6 +103,27 @@ class ExecutionPlan:
         for step in self.steps[first:]:
             inputs = step.forward(inputs, training=training)
         return inputs
+
+    def batches(
+        self, X: Array, size: int, *, check_finite: bool = False
+    ) -> Iterator[tuple[int, Array]]:
+        """Inference outputs batch by batch, with the index of each batch's first row.
+
+        ``check_finite`` refuses NaN/inf inputs where it is cheapest: a linear first layer
+        turns a NaN/inf anywhere in a row into NaN/inf in its whole output row, so scanning
+        that (smaller, cached) output finds them; only then is X scanned, to name the bad
+        value."""
+        skip = 1 if check_finite and self.linear_first else 0
+        for start in range(0, len(X), size):
+            batch = X[start : start + size]
+            if check_finite:
+                with np.errstate(invalid="ignore", over="ignore"):  # NaN/inf are reported below
+                    if skip:
+                        batch = self.steps[0].forward(batch, training=False)
+                    finite = np.isfinite(np.add.reduce(batch, axis=None))
+                if not finite:
+                    check_finite_values(X, "X")  # raises, naming the value, unless z overflowed
+            yield start, self.forward(batch, training=False, first=skip)
 
     def backward(self, dvalues: Array) -> None:
         """Backpropagate ∂L/∂(output of the last backward step) through every step."""

@@ -197,6 +197,45 @@ def check_name(name: object) -> str:
     return name
 
 
+def name_layers(layers: Sequence[Layer]) -> None:
+    """Name the unnamed layers Keras-style from their registered names (``dense``,
+    ``dense_1``, …), avoiding the names already taken; a ConfigError if two names clash."""
+    taken = {layer.name for layer in layers if layer.name}
+    counts: dict[str, int] = {}
+    for layer in layers:
+        if layer.name:
+            continue
+        base = LAYERS.name_of(layer)
+        while True:
+            count = counts.get(base, 0)
+            counts[base] = count + 1
+            candidate = base if count == 0 else f"{base}_{count}"
+            if candidate not in taken:
+                break
+        layer.name = candidate
+        taken.add(candidate)
+    names = [check_name(layer.name) for layer in layers]
+    if len(set(names)) != len(names):
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        raise ConfigError(invalid("layer names", "unique names", f"duplicates {duplicates}"))
+
+
+def propagate_shape(layers: Sequence[Layer], input_shape: Shape | None = None) -> Shape | None:
+    """The per-sample shape after ``layers`` for ``input_shape`` — or, with None, from the
+    first layer that requires a shape (a size mismatch between two layers is then found
+    without data). A ShapeError names the first layer that does not fit and its source."""
+    shape, source = input_shape, "the data"
+    for layer in layers:
+        if shape is None:
+            shape = layer.input_shape
+        else:
+            layer.check_input_shape(shape, source)
+        if shape is not None:
+            shape = layer.output_shape(shape)
+        source = layer.describe()
+    return shape
+
+
 def named_tensors(layers: Sequence[Layer]) -> Iterator[tuple[str, Array]]:
     """Every parameter and state array of ``layers`` as ``("<layer>/<name>", array)``: the
     names of weight files, model files and snapshots."""

@@ -313,14 +313,10 @@ def check_metadata(metadata: Any, model: Model) -> dict[str, Any]:
 
 
 def _output_size(model: Model) -> int | None:
-    """The size of the last axis of the model's output, where the layers fix it: shapes
-    are followed from the first layer that requires one (a leading Flatten does not)."""
-    shape = None
-    for layer in model.layers:
-        if shape is None:
-            shape = layer.input_shape
-        if shape is not None:
-            shape = layer.output_shape(shape)
+    """The size of the last axis of the model's output, where the layers fix it."""
+    from lamina.layers.base import propagate_shape
+
+    shape = propagate_shape(model.layers)
     return None if shape is None else shape[-1]
 
 

@@ -1,0 +1,165 @@
+"""The training loop of ``Model.fit``, and only here (notes §1.9 "Batches"): per epoch, the
+batches in their (shuffled) order, per batch one training step (forward → loss → backward →
+optimizer), the sample-weighted epoch statistics, validation, the callbacks' hooks, and a
+diverged epoch taken back to its last finite step (``engine/rewind.py``)."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from lamina import callbacks as callbacks_module
+from lamina.callbacks import Callback, CallbackState, History, Logs, ProgressBar
+from lamina.engine.batches import BatchSource
+from lamina.engine.rewind import Rewind, finite_state
+from lamina.errors import NumericalError
+
+if TYPE_CHECKING:
+    from lamina.model import Model
+
+Array = np.ndarray
+Step = Callable[[Array, Array], tuple[Array, Array, list[Array]]]
+
+
+class TrainingLoop:
+    """The epochs of one ``fit``.
+
+    Args:
+        model: the model trained (its public attributes: ``metrics``, ``layers``,
+            ``epochs_done``, ``stop_training``, ``regularization_penalty()``).
+        step: one training step on a batch, augmentation included, returning
+            (ŷ, per-sample losses, per-sample metric scores) — ``Model.train_step`` after
+            the model's augmentation.
+        batches: the training batches; validation: the checked validation arrays or None.
+        validate: the model's loss and metrics over checked arrays.
+        history: the History this fit extends; callbacks: the user's callbacks.
+        verbose: 0 silent, 1 progress bar and a line per epoch, 2 a line per epoch.
+    """
+
+    def __init__(
+        self,
+        model: Model,
+        step: Step,
+        batches: BatchSource,
+        validation: tuple[Array, Array] | None,
+        validate: Callable[[Array, Array], dict[str, float]],
+        history: History,
+        callbacks: Sequence[Callback],
+        verbose: int,
+    ) -> None:
+        self.model, self.step, self.batches = model, step, batches
+        self.validation, self.validate, self.history = validation, validate, history
+        self.callbacks = ordered([history, *callbacks], verbose)
+        self.verbose = verbose
+
+    def log_names(self) -> list[str]:
+        """The names every epoch's logs hold."""
+        names = ["loss", *(metric.name for metric in self.model.metrics)]
+        if self.validation is None:
+            return names
+        return names + [f"val_{name}" for name in names]
+
+    def run(self, initial_epoch: int, epochs: int, saved: Sequence[CallbackState]) -> None:
+        """Train epochs ``initial_epoch`` … ``epochs − 1``; ``saved``: the callback states of
+        the run this fit continues (empty for a new run), handed back after
+        ``on_train_begin``."""
+        model = self.model
+        model.stop_training = False
+        self.history.divergence = None  # of this fit
+        params = {
+            "epochs": epochs,
+            "initial_epoch": initial_epoch,
+            "steps": self.batches.steps,
+            "logs": self.log_names(),
+            "verbose": self.verbose,
+        }
+        for callback in self.callbacks:
+            callback.set_params(params)
+            callback.set_model(model)
+            callback.on_train_begin()
+        callbacks_module.resume(self.callbacks, saved)
+        for epoch in range(initial_epoch, epochs):
+            if model.stop_training:  # a resumed callback state says the run had stopped
+                break
+            for callback in self.callbacks:
+                callback.on_epoch_begin(epoch)
+            try:
+                # a diverging run is caught by its loss (NumericalError), not by NumPy warnings
+                with np.errstate(over="ignore", invalid="ignore"):
+                    logs = self.epoch()
+            except NumericalError as error:
+                self.history.divergence = f"epoch {epoch + 1}, {error}"
+                warnings.warn(
+                    f"Training stopped at epoch {epoch + 1}, {error}", RuntimeWarning, stacklevel=4
+                )
+                break
+            if self.validation is not None:
+                logs.update({f"val_{k}": v for k, v in self.validate(*self.validation).items()})
+            model.epochs_done = epoch + 1
+            for callback in self.callbacks:
+                callback.on_epoch_end(epoch, logs)
+            if model.stop_training:
+                break
+        for callback in self.callbacks:
+            callback.on_train_end()
+
+    def epoch(self) -> Logs:
+        """One pass over the batches; returns the sample-weighted epoch statistics."""
+        model = self.model
+        names = ["loss", *(metric.name for metric in model.metrics)]
+        regularized = any(layer.regularizers for layer in model.layers)
+        totals = [0.0] * len(names)
+        seen = steps = 0
+        rewind = Rewind(model, self.batches, self.step)
+        for step, (xb, yb) in enumerate(self.batches):
+            rewind.before_step()
+            try:
+                _, sample_losses, scores = self.step(xb, yb)
+            except NumericalError:
+                reason = f"step {step + 1}: the loss is NaN or inf (training diverged)"
+                raise NumericalError(rewound(rewind, step, reason)) from None
+            if not rewind.after_step():
+                reason = f"step {step + 1} left NaN/inf values (training diverged)"
+                raise NumericalError(rewound(rewind, step, reason))
+            steps += 1
+            size = len(xb)
+            seen += size
+            penalty = model.regularization_penalty() if regularized else 0.0
+            values = [float(sample_losses.sum()) / size + penalty]
+            values += [float(score.sum()) / size for score in scores]
+            for index, value in enumerate(values):
+                totals[index] += value * size
+            logs = dict(zip(names, values, strict=True))
+            for callback in self.callbacks:
+                callback.on_batch_end(step, logs)
+            if model.stop_training:  # a callback (TerminateOnNaN) asked to stop now
+                break
+        if not finite_state(model):
+            reason = "the epoch left NaN/inf parameters or optimizer state (training diverged)"
+            raise NumericalError(rewound(rewind, steps, reason))
+        return {name: total / max(seen, 1) for name, total in zip(names, totals, strict=True)}
+
+
+def ordered(callback_list: list[Callback], verbose: int) -> list[Callback]:
+    """The callbacks of a fit in the order their hooks run: those that save the model after
+    the others, so the file holds every callback's state for the epoch; the progress bar
+    last."""
+    result = [c for c in callback_list if not c.saves_model]
+    result += [c for c in callback_list if c.saves_model]
+    if verbose:
+        result.append(ProgressBar(verbose))
+    return result
+
+
+def rewound(rewind: Rewind, failed: int, reason: str) -> str:
+    """Take the model back to its last finite step and say so."""
+    kept = rewind.back_to_finite(failed)
+    where = f"after step {kept} of this epoch" if kept else "at the start of this epoch"
+    return (
+        f"{reason}; the model was taken back to its state {where}, the last with finite "
+        "parameters and optimizer state. Fix: lower the learning rate, or add decay or "
+        "clipnorm to the optimizer."
+    )
