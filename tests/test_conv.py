@@ -12,6 +12,16 @@ import pytest
 import lamina as lm
 from lamina.checks import distinct
 from lamina.engine.fusion import PooledConvolution
+from lamina.layers._im2col import (
+    col2im,
+    crop,
+    im2col,
+    im2col_pool_order,
+    kernel_matrix,
+    pad,
+    padded_geometry,
+    pool_to_image_order,
+)
 
 L = lm.layers
 
@@ -88,14 +98,14 @@ def test_pooling_fast_path_equals_the_general_path(pool: type[L.Layer]) -> None:
     d = rng.standard_normal((3, 3, 2, 5))
     fast, general = pool(2), pool(2)
     general._tiles = lambda shape: False  # type: ignore[method-assign]
-    np.testing.assert_array_equal(fast.forward(x), general.forward(x))
+    np.testing.assert_array_equal(fast.forward(x, training=True), general.forward(x, training=True))
     np.testing.assert_array_equal(fast.backward(d), general.backward(d))
 
 
 def test_max_pool_gives_the_gradient_to_one_element_of_a_tie() -> None:
     x = np.ones((1, 2, 2, 1))
     pool = L.MaxPool2D(2)
-    assert pool.forward(x)[0, 0, 0, 0] == 1
+    assert pool.forward(x, training=True)[0, 0, 0, 0] == 1
     dx = pool.backward(np.full((1, 1, 1, 1), 5.0))
     assert dx.sum() == 5.0 and np.count_nonzero(dx) == 1 and dx[0, 0, 0, 0] == 5.0
 
@@ -290,7 +300,7 @@ def test_pooled_convolution_float64_matches_layers_and_numerical_gradients(
     dvalues = rng.standard_normal(fused.shape)
     dx = step.backward(dvalues)
     fused_grads = {key: grad.copy() for key, grad in conv.grads.items()}
-    reference = pool.forward(conv.forward(X), training=True)
+    reference = pool.forward(conv.forward(X, training=True), training=True)
     np.testing.assert_allclose(fused, reference, rtol=1e-13, atol=1e-14)
     np.testing.assert_allclose(dx, conv.backward(pool.backward(dvalues)), rtol=1e-12, atol=1e-13)
     for key, grad in conv.grads.items():
@@ -313,3 +323,203 @@ def test_pooling_that_overlaps_or_follows_another_activation_is_not_fused() -> N
     ):
         model = lm.Model(layers)
         assert not any(isinstance(s, PooledConvolution) for s in model._plan.steps)
+
+
+# -- the pure functions of lamina.layers._im2col, against their definitions ---------------------
+def window(padded: np.ndarray, n: int, top: int, left: int, kernel: tuple[int, int]) -> list[float]:
+    """The kh·kw·C values of the window at (top, left) of image n, in (m, k, c) row-major
+    order (the order of K(m, k, c, f) reshaped to (kh·kw·C, F)) — nested loops."""
+    values = []
+    for m in range(kernel[0]):
+        for k in range(kernel[1]):
+            for c in range(padded.shape[-1]):
+                values.append(padded[n, top + m, left + k, c])
+    return values
+
+
+@pytest.mark.parametrize(
+    ("kernel", "stride", "channels"),
+    [((3, 3), (1, 1), 2), ((3, 2), (2, 1), 3), ((2, 2), (2, 2), 9), ((1, 3), (1, 2), 8)],
+)
+def test_im2col_rows_are_the_windows_of_the_notes_formula(
+    kernel: tuple[int, int], stride: tuple[int, int], channels: int
+) -> None:
+    # < 8 channels fill column-major cols, ≥ 8 copy sliding windows: both are checked
+    rng = np.random.default_rng(7)
+    padded = rng.standard_normal((2, 7, 6, channels))
+    out = ((7 - kernel[0]) // stride[0] + 1, (6 - kernel[1]) // stride[1] + 1)
+    cols = im2col(padded, kernel, stride, out)
+    expected = [
+        [*window(padded, n, i * stride[0], j * stride[1], kernel), 1.0]
+        for n in range(2)
+        for i in range(out[0])
+        for j in range(out[1])
+    ]
+    np.testing.assert_array_equal(cols, expected)
+    weights = rng.standard_normal((*kernel, channels, 3))
+    biases = rng.standard_normal(3)
+    S = (cols @ kernel_matrix(weights, biases)).reshape(2, *out, 3)
+    np.testing.assert_allclose(S, reference_conv(padded, weights, biases, stride), atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("kernel", "stride", "pool", "channels"),
+    [((3, 3), (1, 1), (2, 2), 1), ((3, 2), (2, 1), (2, 3), 2), ((2, 2), (1, 1), (3, 3), 9)],
+)
+def test_image_order_and_pool_order_hold_the_same_windows(
+    kernel: tuple[int, int], stride: tuple[int, int], pool: tuple[int, int], channels: int
+) -> None:
+    rng = np.random.default_rng(8)
+    padded = rng.standard_normal((3, 9, 10, channels))
+    out = ((9 - kernel[0]) // stride[0] + 1, (10 - kernel[1]) // stride[1] + 1)
+    (ph, pw), pooled = pool, (out[0] // pool[0], out[1] // pool[1])
+    pool_order = im2col_pool_order(padded, kernel, stride, pooled, pool)
+    # block (a, b), row (n, i, j): the window of output pixel (ph·i + a, pw·j + b)
+    expected = [
+        [*window(padded, n, (ph * i + a) * stride[0], (pw * j + b) * stride[1], kernel), 1.0]
+        for a in range(ph)
+        for b in range(pw)
+        for n in range(3)
+        for i in range(pooled[0])
+        for j in range(pooled[1])
+    ]
+    np.testing.assert_array_equal(pool_order, expected)
+    covered = (ph * pooled[0], pw * pooled[1])  # the pixels a pooling with stride = pool reads
+    image_order = im2col(padded, kernel, stride, covered)
+    np.testing.assert_array_equal(pool_to_image_order(pool_order, 3, pooled, pool), image_order)
+
+
+@pytest.mark.parametrize(
+    ("kernel", "stride"), [((3, 3), (1, 1)), ((3, 2), (2, 1)), ((2, 2), (3, 2))]
+)
+def test_col2im_adds_each_window_gradient_back_onto_its_pixels(
+    kernel: tuple[int, int], stride: tuple[int, int]
+) -> None:
+    rng = np.random.default_rng(9)
+    n, size, channels, filters = 2, (8, 7), 3, 4
+    out = ((size[0] - kernel[0]) // stride[0] + 1, (size[1] - kernel[1]) // stride[1] + 1)
+    delta = rng.standard_normal((n * out[0] * out[1], filters))
+    weights = rng.standard_normal((*kernel, channels, filters))
+    # ∂L/∂I(n, i·sh + m, j·sw + k, c) += Σ_f δ(n, i, j, f) · K(m, k, c, f), nested loops
+    expected = np.zeros((n, *size, channels))
+    for row, (sample, i, j) in enumerate(np.ndindex(n, *out)):
+        for m in range(kernel[0]):
+            for k in range(kernel[1]):
+                for c in range(channels):
+                    expected[sample, i * stride[0] + m, j * stride[1] + k, c] += sum(
+                        delta[row, f] * weights[m, k, c, f] for f in range(filters)
+                    )
+    dx = col2im(delta, weights, stride, out, (n, *size, channels))
+    np.testing.assert_allclose(dx, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("padding", ["valid", "same"])
+def test_padded_geometry_counts_the_windows_that_fit(padding: str) -> None:
+    x = np.random.default_rng(10).standard_normal((1, 9, 9, 1))
+    for size in range(1, 10):
+        for kernel in range(1, 5):
+            for stride in range(1, 4):
+                geometry = padded_geometry((size, 9), (kernel, 1), (stride, 1), padding)
+                (top, _), (bottom, _) = geometry.before, geometry.after
+                padded = size + top + bottom
+                assert geometry.padded_size[0] == padded
+                fitting = sum(1 for i in range(padded) if i * stride + kernel <= padded)
+                # a kernel larger than the padded input fits nowhere (Conv2D: a ShapeError)
+                assert max(geometry.output[0], 0) == fitting
+                if padding == "same":  # ⌈size/stride⌉ outputs, the odd padding pixel after
+                    assert geometry.output[0] == -(-size // stride) and 0 <= bottom - top <= 1
+                else:
+                    assert top == bottom == 0
+                cropped = crop(pad(x[:, :size], geometry), geometry)
+                np.testing.assert_array_equal(cropped, x[:, :size])
+
+
+# -- what forward keeps for backward --------------------------------------------------------------
+def arrays_held(obj: object) -> list[np.ndarray]:
+    """Every array an object holds, through the attributes of lamina objects (layers, steps,
+    caches), lists, tuples and dicts."""
+    found, seen, stack = [], set(), [obj]
+    while stack:
+        item = stack.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, np.ndarray):
+            found.append(item)
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+        elif type(item).__module__.startswith("lamina") and hasattr(item, "__dict__"):
+            stack.extend(vars(item).values())
+    return found
+
+
+def cols_bytes(x: np.ndarray, conv: lm.layers.Conv2D, out: tuple[int, int]) -> int:
+    kh, kw = conv.kernel_size
+    return len(x) * out[0] * out[1] * (kh * kw * conv.in_channels + 1) * x.itemsize
+
+
+def test_an_inference_forward_keeps_no_cols() -> None:
+    x = np.random.default_rng(11).standard_normal((4, 9, 9, 2))
+    conv, fused = L.Conv2D(2, 3, 3).astype(np.float64), L.Conv2D(2, 3, 3).astype(np.float64)
+    step = PooledConvolution(fused, L.MaxPool2D(2))
+    for target, layer, out in ((conv, conv, (7, 7)), (step, fused, (6, 6))):
+        target.backward(np.ones_like(target.forward(x, training=True)))
+        kept = max(a.nbytes for a in arrays_held(target))
+        assert kept >= cols_bytes(x, layer, out)  # the training forward keeps cols
+        target.forward(x, training=False)
+        owned = {id(a) for a in [*layer.params.values(), *layer.grads.values()]}
+        assert {id(a) for a in arrays_held(target)} == owned
+
+
+def test_a_model_keeps_no_cols_of_its_fused_convolution_after_predict() -> None:
+    rng = np.random.default_rng(12)
+    X, y = rng.standard_normal((8, 8, 8, 1)), rng.standard_normal((8, 2))
+    model = lm.Model(
+        [L.Conv2D(1, 4, 3, activation="relu"), L.MaxPool2D(2), L.Flatten(), L.Dense(36, 2)],
+        seed=0,
+    )
+    model.compile(loss="mean_squared_error", optimizer="sgd")
+    cols_shape = (8 * 6 * 6, 3 * 3 * 1 + 1)  # the 2×2 pooling reads all 6×6 outputs
+
+    def shapes_held() -> set[tuple[int, ...]]:
+        return {a.shape for a in arrays_held(model)}
+
+    model.fit(X, y, epochs=1, batch_size=8, shuffle=False, verbose=0)
+    assert cols_shape in shapes_held()
+    model.predict(X)
+    assert cols_shape not in shapes_held()
+
+
+def conv_step() -> PooledConvolution:
+    return PooledConvolution(L.Conv2D(2, 3, 3, name="c"), L.MaxPool2D(2, name="p"))
+
+
+@pytest.mark.parametrize(
+    ("build", "words"),
+    [
+        (lambda: L.Conv2D(2, 3, 3, name="conv"), ["'conv' (Conv2D).backward"]),
+        (lambda: L.Conv2D(2, 3, 3, activation="relu"), ["(Conv2D).backward"]),
+        (lambda: L.MaxPool2D(2, name="pool"), ["'pool' (MaxPool2D).backward"]),
+        (conv_step, ["'c' (Conv2D) → Layer 'p' (MaxPool2D).backward"]),
+    ],
+)
+def test_backward_after_an_inference_forward_raises_a_clear_error(
+    build: Callable[[], Any], words: list[str]
+) -> None:
+    # not a silent rerun of forward, nor a reuse of the last training pass's cache
+    x = np.random.default_rng(13).standard_normal((2, 8, 8, 2))
+    target = build()
+    target.backward(np.ones_like(target.forward(x, training=True)))
+    dvalues = np.ones_like(target.forward(x, training=False))
+    with pytest.raises(lm.errors.LaminaError) as excinfo:
+        target.backward(dvalues)
+    for word in ["`training`", "training=True", "training=False", "Fix: call forward", *words]:
+        assert word in str(excinfo.value), str(excinfo.value)
+
+
+@pytest.mark.parametrize("build", [lambda: L.Conv2D(2, 3, 3), lambda: L.MaxPool2D(2), conv_step])
+def test_backward_before_any_forward_raises_the_same_error(build: Callable[[], Any]) -> None:
+    with pytest.raises(lm.errors.LaminaError, match="training=True"):
+        build().backward(np.ones((2, 3, 3, 3)))

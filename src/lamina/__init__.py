@@ -1,6 +1,6 @@
 """lamina: neural networks on NumPy that show every formula of the notes they implement.
 
-The public API (DESIGN §3)::
+The public API::
 
     import lamina as lm
     model = lm.Model([lm.layers.Dense(784, 128, activation="relu"),

@@ -1,17 +1,18 @@
 """One way to check arguments where they enter: each constructor declares its parameters'
-constraints, and the :func:`checked` decorator checks every call against them (as
-scikit-learn's ``_parameter_constraints`` and ``validate_params`` do)::
+rules next to its signature, and the :func:`checked` decorator checks every call against
+them before the body runs (as scikit-learn's ``_parameter_constraints`` and
+``validate_params`` do)::
 
     class Dropout(Layer):
-        @checked(rate=[Real(0, 1, closed="left", fix="rate=0.5 drops half the units")])
-        def __init__(self, rate: float = 0.5, *, name: str | None = None) -> None:
+        @checked(rate=rule(Interval(float, 0, 1, closed="left"), fix="Dropout(0.1) drops 10%"))
+        def __init__(self, rate: float, *, name: str | None = None) -> None:
             ...
 
-A parameter's constraints are a list; a value is accepted when any of them accepts it
-(``None`` in the list accepts None). The accepted value is passed on converted (a NumPy
-integer becomes an ``int``, a ``(2, 1)`` list a tuple). A refused value raises a
-:class:`ConfigError` in lamina's *argument, expected, received, fix* form, naming
-``Class.argument``, with ``error.argument`` set so a config file can point at its key.
+A rule lists constraints; a value is accepted when any of them accepts it (``None`` in a
+rule accepts None). The accepted value is passed on converted (a NumPy integer becomes an
+``int``, a ``[2, 1]`` list a tuple). A refused value raises a :class:`ConfigError` in
+lamina's *argument, expected, received, fix* form, naming ``Class.argument``, with
+``error.argument`` set so a config file can point at its key.
 
 Every constraint also lists values it refuses (:meth:`Constraint.refused`): a wrong type,
 ``True`` where a number is expected, values out of range. A registry-driven test passes
@@ -20,6 +21,7 @@ them to every argument of every registered class (``tests/test_params.py``).
 
 from __future__ import annotations
 
+import difflib
 import functools
 import inspect
 import math
@@ -50,6 +52,10 @@ class Constraint:
         """Values this constraint refuses (for tests): a wrong type, ``True`` where a number
         is expected, values out of range."""
         raise NotImplementedError
+
+    def suggest(self, value: Any) -> str | None:
+        """A fix for a refused ``value`` more specific than the rule's (the nearest name)."""
+        return None
 
 
 def _is_integer(value: Any) -> bool:
@@ -124,18 +130,33 @@ def _number(value: float | None) -> str:
 
 class Options(Constraint):
     """One of a fixed set of strings (``Options("valid", "same")``), or of the names of a
-    registry (``Options(registry)``), matched as written."""
+    registry (``Options(registry)``, read at each check, so later entries count; ``where``
+    keeps the entries it is true for), matched as written."""
 
-    def __init__(self, *choices: Any) -> None:
-        self.choices = choices
+    def __init__(self, *choices: Any, where: Callable[[Any], bool] | None = None) -> None:
+        self.choices, self.where = choices, where
+
+    def _entries(self) -> dict[str, Any] | None:
+        """The registry's entries by name, or None for a fixed set of strings."""
+        if len(self.choices) == 1 and not isinstance(self.choices[0], str):
+            return dict(self.choices[0].items())  # a Registry or a dict
+        return None
 
     def _names(self) -> list[str]:
-        if len(self.choices) == 1 and not isinstance(self.choices[0], str):
-            return sorted(self.choices[0])  # a Registry or a dict: its names
-        return list(self.choices)
+        entries = self._entries()
+        if entries is None:
+            return list(self.choices)
+        return sorted(n for n, entry in entries.items() if self.where is None or self.where(entry))
 
     def convert(self, value: Any) -> Any:
-        if not isinstance(value, str) or value not in self._names():
+        entries = self._entries()
+        if not isinstance(value, str):
+            raise ValueError
+        if entries is None:
+            known = value in self.choices
+        else:
+            known = value in entries and (self.where is None or self.where(entries[value]))
+        if not known:
             raise ValueError
         return value
 
@@ -144,6 +165,12 @@ class Options(Constraint):
 
     def refused(self) -> list[Any]:
         return ["no_such_choice", True, 3]
+
+    def suggest(self, value: Any) -> str | None:
+        if not isinstance(value, str):
+            return None
+        close = difflib.get_close_matches(value.lower(), self._names(), n=1)
+        return f"use {close[0]!r}" if close else None
 
 
 class Flag(Constraint):
@@ -233,10 +260,30 @@ class Floats(Constraint):
         return [1.0, "ab", (1.0,) * (self.length + 1), (True,) * self.length]
 
 
-class Instance(Constraint):
-    """An instance of ``cls``."""
+class Bounds(Constraint):
+    """A pair ``(a, b)`` of finite numbers with a < b (``strict``) or a ≤ b, returned as a
+    tuple of floats: a range such as ``feature_range=(0, 1)``."""
 
-    def __init__(self, cls: type, description: str) -> None:
+    def __init__(self, *, strict: bool = True) -> None:
+        self.strict = strict
+
+    def convert(self, value: Any) -> Any:
+        a, b = Floats(2).convert(value)
+        if a > b or (self.strict and a == b):
+            raise ValueError
+        return (a, b)
+
+    def describe(self) -> str:
+        return f"a pair (a, b) of finite numbers with a {'<' if self.strict else '≤'} b"
+
+    def refused(self) -> list[Any]:
+        return [*Floats(2).refused(), (1.0, 0.0), *([(1.0, 1.0)] if self.strict else [])]
+
+
+class Instance(Constraint):
+    """An instance of ``cls`` (a class, or a tuple of classes as ``isinstance`` takes)."""
+
+    def __init__(self, cls: type | tuple[type, ...], description: str) -> None:
         self.cls, self.description = cls, description
 
     def convert(self, value: Any) -> Any:
@@ -269,6 +316,40 @@ class Function(Constraint):
         return [3, "lambda x: x"]
 
 
+class Stream(Constraint):
+    """A text stream: an object with a ``write`` method (``sys.stderr``, ``io.StringIO()``)."""
+
+    def convert(self, value: Any) -> Any:
+        if not callable(getattr(value, "write", None)):
+            raise ValueError
+        return value
+
+    def describe(self) -> str:
+        return "a text stream (an object with a write method)"
+
+    def refused(self) -> list[Any]:
+        return [3, "stderr"]
+
+
+class FloatType(Constraint):
+    """float32 or float64, given as a name (``"float32"``), a NumPy type or a dtype;
+    returned as a dtype."""
+
+    def convert(self, value: Any) -> Any:
+        if isinstance(value, bool | np.bool_):
+            raise ValueError
+        dtype = np.dtype(value)  # TypeError for what names no dtype: refused
+        if dtype not in (np.float32, np.float64):
+            raise ValueError
+        return dtype
+
+    def describe(self) -> str:
+        return "'float32' or 'float64'"
+
+    def refused(self) -> list[Any]:
+        return ["float33", "int8", True, 3]
+
+
 class Rule:
     """The constraints of one parameter and the fix an error suggests."""
 
@@ -287,9 +368,9 @@ class Rule:
             except (ValueError, TypeError, OverflowError):
                 continue
         name = f"{owner}.{argument}" if owner else argument
-        raise ConfigError(
-            invalid(name, self.describe(), _shown(value), self.fix), argument=argument
-        )
+        suggestions = (c.suggest(value) for c in self.constraints if c is not None)
+        fix = next((hint for hint in suggestions if hint), self.fix)
+        raise ConfigError(invalid(name, self.describe(), _shown(value), fix), argument=argument)
 
     def describe(self) -> str:
         parts = [c.describe() for c in self.constraints if c is not None]
@@ -320,24 +401,39 @@ def rule(*constraints: Constraint | None, fix: str | None = None) -> Rule:
 def checked(**rules: Rule | Constraint) -> Callable[[F], F]:
     """Decorate ``__init__`` (or any function) to check the named arguments against their
     rules before its body runs, and pass them on converted. The owner named in errors is
-    the class of ``self`` (``Adam.learning_rate``), or the function's name."""
+    the class of ``self`` (``Adam.learning_rate``), or the function's name. Defaults are
+    checked and converted once, here: an invalid default is an error in the declaration."""
 
     def decorate(function: F) -> F:
-        signature = inspect.signature(function)
+        parameters = inspect.signature(function).parameters
         table = {name: r if isinstance(r, Rule) else Rule([r]) for name, r in rules.items()}
-        unknown = set(table) - set(signature.parameters)
-        if unknown:
-            raise TypeError(f"{function.__qualname__} has no parameters {sorted(unknown)}")
-        method = next(iter(signature.parameters), None) == "self"
+        keyword = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        unusable = [n for n in table if n not in parameters or parameters[n].kind not in keyword]
+        if unusable:
+            raise TypeError(f"{function.__qualname__} has no keyword parameters {unusable}")
+        method = next(iter(parameters), None) == "self"
+        positions = {name: index for index, name in enumerate(parameters)}
+        defaults = {
+            name: table[name].check(function.__qualname__, name, parameter.default)
+            for name, parameter in parameters.items()
+            if name in table and parameter.default is not parameter.empty
+        }
 
+        # Binding by position and name by hand: inspect.Signature.bind would triple the
+        # cost of building a layer (a model file may hold thousands of them).
         @functools.wraps(function)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            bound = signature.bind(*args, **kwargs)
-            bound.apply_defaults()
             owner = type(args[0]).__name__ if method and args else function.__name__
+            values = list(args)
             for name, parameter_rule in table.items():
-                bound.arguments[name] = parameter_rule.check(owner, name, bound.arguments[name])
-            return function(*bound.args, **bound.kwargs)
+                index = positions[name]
+                if index < len(values):
+                    values[index] = parameter_rule.check(owner, name, values[index])
+                elif name in kwargs:
+                    kwargs[name] = parameter_rule.check(owner, name, kwargs[name])
+                elif name in defaults:
+                    kwargs[name] = defaults[name]
+            return function(*values, **kwargs)
 
         wrapper.__rules__ = table  # type: ignore[attr-defined]
         return wrapper  # type: ignore[return-value]
@@ -353,9 +449,16 @@ def rules_of(cls: type) -> dict[str, Rule]:
     return table
 
 
-def check(owner: str, argument: str, value: Any, *constraints: Constraint | None) -> Any:
-    """Check one value where no constructor takes it (``fit``'s arguments, say)."""
-    return Rule(list(constraints)).check(owner, argument, value)
+def check(
+    owner: str,
+    argument: str,
+    value: Any,
+    *constraints: Constraint | None,
+    fix: str | None = None,
+) -> Any:
+    """Check one value where no constructor takes it (``fit``'s arguments, say); the error
+    names ``owner.argument``, or ``argument`` alone when ``owner`` is empty."""
+    return Rule(list(constraints), fix).check(owner, argument, value)
 
 
 def _shown(value: Any) -> str:

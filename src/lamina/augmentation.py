@@ -24,22 +24,25 @@ size, so the same seed gives bit-identical augmented batches.
 from __future__ import annotations
 
 import math
-import numbers
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Self
 
 import numpy as np
 
+from lamina._params import Bounds, Instance, Interval, Options, Pair, checked, rule
 from lamina._registry import Registry
 from lamina.errors import ConfigError, InputError, ShapeError, invalid
 
 Array = np.ndarray
-Pair = float | Sequence[float]
+OneOrTwo = float | tuple[float, float]  # one value for both axes (or ends), or two
 
 AUGMENTATIONS: Registry[type[Augmentation]] = Registry("augmentation")
 
 FILL_MODES = ("constant", "nearest", "reflect")
 FLIP_MODES = ("horizontal", "vertical", "horizontal_and_vertical")
+
+# the arguments every augmentation that reads pixels from outside the image shares
+FILL = {"fill_mode": Options(*FILL_MODES), "fill_value": Interval(float)}
 
 
 class Augmentation:
@@ -95,9 +98,10 @@ class RandomFlip(Augmentation):
         probability: p, the chance that an image is flipped (per axis), in [0, 1].
     """
 
+    @checked(mode=Options(*FLIP_MODES), probability=Interval(float, 0, 1))
     def __init__(self, mode: str = "horizontal", probability: float = 0.5) -> None:
-        self.mode = _choice("RandomFlip", "mode", mode, FLIP_MODES)
-        self.probability = _number("RandomFlip", "probability", probability, 0.0, 1.0)
+        self.mode = mode
+        self.probability = probability
 
     def transform(self, images: Array, rng: np.random.Generator) -> Array:
         out = images.copy()
@@ -130,12 +134,13 @@ class RandomRotation(Augmentation):
         fill_value: the value of those pixels for ``fill_mode="constant"``.
     """
 
+    @checked(max_degrees=rule(Interval(float, 0), Bounds(strict=False)), **FILL)
     def __init__(
-        self, max_degrees: Pair = 15.0, fill_mode: str = "constant", fill_value: float = 0.0
+        self, max_degrees: OneOrTwo = 15.0, fill_mode: str = "constant", fill_value: float = 0.0
     ) -> None:
-        self.max_degrees = _range("RandomRotation", "max_degrees", max_degrees)
-        self.fill_mode = _choice("RandomRotation", "fill_mode", fill_mode, FILL_MODES)
-        self.fill_value = _number("RandomRotation", "fill_value", fill_value)
+        self.max_degrees = max_degrees
+        self.fill_mode = fill_mode
+        self.fill_value = fill_value
 
     @property
     def degree_range(self) -> tuple[float, float]:
@@ -181,12 +186,13 @@ class RandomShift(Augmentation):
         fill_value: the value of those pixels for ``fill_mode="constant"``.
     """
 
+    @checked(max_fraction=rule(Interval(float, 0, 1), Pair(Interval(float, 0, 1))), **FILL)
     def __init__(
-        self, max_fraction: Pair = 0.1, fill_mode: str = "constant", fill_value: float = 0.0
+        self, max_fraction: OneOrTwo = 0.1, fill_mode: str = "constant", fill_value: float = 0.0
     ) -> None:
-        self.max_fraction = _pair("RandomShift", "max_fraction", max_fraction, 0.0, 1.0)
-        self.fill_mode = _choice("RandomShift", "fill_mode", fill_mode, FILL_MODES)
-        self.fill_value = _number("RandomShift", "fill_value", fill_value)
+        self.max_fraction = max_fraction
+        self.fill_mode = fill_mode
+        self.fill_value = fill_value
 
     def max_offsets(self, height: int, width: int) -> tuple[int, int]:
         """(⌊f_h·H⌋, ⌊f_w·W⌋), the largest shift in pixels along each axis."""
@@ -224,15 +230,19 @@ class RandomCrop(Augmentation):
         fill_value: the padding value for ``fill_mode="constant"``.
     """
 
+    @checked(
+        padding=rule(Interval(int, 0), Pair(Interval(int, 0)), fix="pass e.g. padding=4"),
+        **FILL,
+    )
     def __init__(
         self,
-        padding: int | Sequence[int] = 4,
+        padding: int | tuple[int, int] = 4,
         fill_mode: str = "constant",
         fill_value: float = 0.0,
     ) -> None:
-        self.padding = _int_pair("RandomCrop", "padding", padding)
-        self.fill_mode = _choice("RandomCrop", "fill_mode", fill_mode, FILL_MODES)
-        self.fill_value = _number("RandomCrop", "fill_value", fill_value)
+        self.padding = padding
+        self.fill_mode = fill_mode
+        self.fill_value = fill_value
 
     def pad(self, images: Array) -> Array:
         """The padded batch (N, H + 2P_h, W + 2P_w, C) the windows are cut from."""
@@ -264,9 +274,13 @@ class RandomBrightness(Augmentation):
         clip: ``(low, high)`` with low < high, or ``None`` for no clipping.
     """
 
-    def __init__(self, max_delta: float = 0.1, clip: Sequence[float] | None = None) -> None:
-        self.max_delta = _number("RandomBrightness", "max_delta", max_delta, 0.0)
-        self.clip = None if clip is None else _interval("RandomBrightness", "clip", clip)
+    @checked(
+        max_delta=Interval(float, 0),
+        clip=rule(Bounds(), None, fix="pass e.g. clip=(0.0, 1.0)"),
+    )
+    def __init__(self, max_delta: float = 0.1, clip: tuple[float, float] | None = None) -> None:
+        self.max_delta = max_delta
+        self.clip = clip
 
     def transform(self, images: Array, rng: np.random.Generator) -> Array:
         delta = np.asarray(rng.uniform(-self.max_delta, self.max_delta, size=images.shape[0]))
@@ -287,16 +301,13 @@ class Augment(Augmentation):
         steps: augmentations, or their ``serialize`` specs (as ``get_config`` returns them).
     """
 
+    @checked(
+        steps=rule(
+            Instance((list, tuple), "a list of augmentations"),
+            fix="wrap them in a list, e.g. Augment([RandomFlip(), RandomShift()])",
+        )
+    )
     def __init__(self, steps: Sequence[Augmentation | dict[str, Any]] = ()) -> None:
-        if isinstance(steps, Augmentation | dict | str) or not isinstance(steps, Sequence):
-            raise ConfigError(
-                invalid(
-                    "Augment.steps",
-                    "a list of augmentations",
-                    repr(steps)[:200],
-                    "wrap them in a list, e.g. Augment([RandomFlip(), RandomShift()])",
-                )
-            )
         self.steps: list[Augmentation] = []
         for index, step in enumerate(steps):
             if isinstance(step, dict):
@@ -326,6 +337,20 @@ def deserialize(spec: dict[str, Any]) -> Augmentation:
     """The augmentation a :func:`serialize` spec describes; only registered classes are built."""
     augmentation: Augmentation = AUGMENTATIONS.build(spec)
     return augmentation
+
+
+def as_list(augmentation: Any) -> list[Callable[[Array, np.random.Generator], Array]]:
+    """A model's ``augmentation=``: None, one callable ``(images, rng) -> images`` or a list
+    of them, as a list; anything not callable is a ConfigError naming its index."""
+    if augmentation is None:
+        return []
+    steps = list(augmentation) if isinstance(augmentation, list | tuple) else [augmentation]
+    for index, step in enumerate(steps):
+        if not callable(step):
+            raise ConfigError(
+                invalid(f"augmentation[{index}]", "a callable (images, rng)", type(step).__name__)
+            )
+    return steps
 
 
 def get(
@@ -462,106 +487,6 @@ def _check_images(owner: str, images: Array) -> Array:
             )
         )
     return images
-
-
-def _is_number(value: Any) -> bool:
-    """A finite real number (Python or NumPy), not a bool."""
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _number(
-    owner: str, argument: str, value: Any, low: float = -math.inf, high: float = math.inf
-) -> float:
-    if not (_is_number(value) and low <= value <= high):
-        expected = "a finite float" if low == -math.inf else f"a float in [{low}, {high}]"
-        if low != -math.inf and high == math.inf:
-            expected = f"a finite float ≥ {low}"
-        raise ConfigError(invalid(f"{owner}.{argument}", expected, repr(value)))
-    return float(value)
-
-
-def _choice(owner: str, argument: str, value: Any, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise ConfigError(invalid(f"{owner}.{argument}", f"one of {list(choices)}", repr(value)))
-    return str(value)
-
-
-def _is_pair(value: Any) -> bool:
-    return isinstance(value, list | tuple) and len(value) == 2
-
-
-def _range(owner: str, argument: str, value: Any) -> float | tuple[float, float]:
-    """δ ≥ 0 (meaning [−δ, δ]) or a pair (low, high) of finite floats with low ≤ high."""
-    if _is_pair(value):
-        low, high = value
-        if _is_number(low) and _is_number(high) and low <= high:
-            return (float(low), float(high))
-    elif _is_number(value) and value >= 0:
-        return float(value)
-    raise ConfigError(
-        invalid(
-            f"{owner}.{argument}",
-            "a finite float ≥ 0, or a pair (low, high) of finite floats with low ≤ high",
-            repr(value),
-        )
-    )
-
-
-def _interval(owner: str, argument: str, value: Any) -> tuple[float, float]:
-    """A pair (low, high) of finite floats with low < high."""
-    if _is_pair(value):
-        low, high = value
-        if _is_number(low) and _is_number(high) and low < high:
-            return (float(low), float(high))
-    raise ConfigError(
-        invalid(
-            f"{owner}.{argument}",
-            "a pair (low, high) of finite floats with low < high, or None",
-            repr(value),
-            "pass e.g. clip=(0.0, 1.0)",
-        )
-    )
-
-
-def _pair(
-    owner: str, argument: str, value: Any, low: float, high: float
-) -> float | tuple[float, float]:
-    """One float in [low, high], or a pair of them (height, width)."""
-    if _is_pair(value):
-        a, b = value
-        if all(_is_number(v) and low <= v <= high for v in (a, b)):
-            return (float(a), float(b))
-    elif _is_number(value) and low <= value <= high:
-        return float(value)
-    raise ConfigError(
-        invalid(
-            f"{owner}.{argument}",
-            f"a float in [{low}, {high}], or a pair (height, width) of them",
-            repr(value),
-        )
-    )
-
-
-def _int_pair(owner: str, argument: str, value: Any) -> int | tuple[int, int]:
-    """One int ≥ 0, or a pair of them (height, width)."""
-
-    def ok(v: Any) -> bool:
-        return isinstance(v, int | np.integer) and not isinstance(v, bool) and bool(v >= 0)
-
-    if _is_pair(value):
-        a, b = value
-        if ok(a) and ok(b):
-            return (int(a), int(b))
-    elif ok(value):
-        return int(value)
-    raise ConfigError(
-        invalid(
-            f"{owner}.{argument}",
-            "an int ≥ 0, or a pair (height, width) of them",
-            repr(value),
-            "pass e.g. padding=4",
-        )
-    )
 
 
 def _as_pair(value: float | tuple[float, float]) -> tuple[float, float]:

@@ -7,6 +7,7 @@ from :class:`ValueError`, so ``except ValueError`` keeps working for users who e
 from __future__ import annotations
 
 __all__ = [
+    "BackwardError",
     "ConfigError",
     "DataIntegrityError",
     "DataNotFoundError",
@@ -53,6 +54,11 @@ class NumericalError(LaminaError, FloatingPointError):
 
 class NotCompiledError(LaminaError, RuntimeError):
     """A model used for training or evaluation before ``compile``."""
+
+
+class BackwardError(LaminaError, RuntimeError):
+    """A backward pass with no training forward before it: an inference forward keeps
+    nothing for backward, and backward never runs forward again on its own."""
 
 
 class GradcheckError(LaminaError, AssertionError):

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from lamina._params import Options, rule
 from lamina._registry import Registry
 
 Initializer = Callable[[tuple[int, ...], int, int, np.random.Generator, np.dtype], np.ndarray]
@@ -40,6 +41,12 @@ def he_normal(
 ) -> np.ndarray:
     """He/Kaiming normal for ReLU layers: ``N(0, 1) · √(2 / fan_in)``."""
     return (np.sqrt(2.0 / fan_in) * rng.standard_normal(shape)).astype(dtype)
+
+
+#: The rule of a layer's ``weight_init`` argument.
+WEIGHT_INIT = rule(
+    Options(INITIALIZERS), fix="pass a weight initializer name, e.g. weight_init='he_normal'"
+)
 
 
 def get(name: str) -> Initializer:

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from lamina._params import Interval, checked
 from lamina._registry import Registry
 from lamina.errors import ConfigError, InputError, invalid
 
@@ -65,16 +66,9 @@ class CategoricalCrossentropy(Loss):
             hold with the smoothed y.
     """
 
+    @checked(label_smoothing=Interval(float, 0, 1, closed="left"))
     def __init__(self, label_smoothing: float = 0.0) -> None:
-        if not (isinstance(label_smoothing, int | float) and 0 <= label_smoothing < 1):
-            raise ConfigError(
-                invalid(
-                    "CategoricalCrossentropy.label_smoothing",
-                    "a float in [0, 1)",
-                    repr(label_smoothing),
-                )
-            )
-        self.label_smoothing = float(label_smoothing)
+        self.label_smoothing = label_smoothing
 
     def forward(self, y_pred: Array, y_true: Array) -> Array:
         if y_true.ndim == 1 and not self.label_smoothing:  # only the target's confidence
@@ -131,8 +125,8 @@ class BinaryCrossentropy(Loss):
 
         Lᵢⱼ = −[yᵢⱼ log ŷᵢⱼ + (1 − yᵢⱼ) log(1 − ŷᵢⱼ)]      Lᵢ = (1/J) Σⱼ Lᵢⱼ
 
-    (The notes' second line drops the minus on the second term — DESIGN §9; this is the
-    correct form.) ŷ is clipped to [1e−7, 1 − 1e−7].
+    (The notes' second line drops the minus on the second term — docs/formulas.md §21;
+    this is the correct form.) ŷ is clipped to [1e−7, 1 − 1e−7].
 
     Backward (notes §1.7): ``∂L/∂ŷᵢⱼ = −(yᵢⱼ/ŷᵢⱼ − (1 − yᵢⱼ)/(1 − ŷᵢⱼ)) / J / N``.
     """
@@ -166,7 +160,7 @@ class MeanSquaredError(Loss):
     r"""Mean squared error ``Lᵢ = (1/J) Σⱼ (yᵢⱼ − ŷᵢⱼ)²`` (notes §1.8, §3.2.3).
 
     Backward (notes §1.8): ``∂L/∂ŷᵢⱼ = −2 (yᵢⱼ − ŷᵢⱼ) / J / N`` (§3.3.4's sign is a typo,
-    DESIGN §9).
+    docs/formulas.md §21).
     """
 
     def forward(self, y_pred: Array, y_true: Array) -> Array:

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from lamina._params import Interval, checked, rule
 from lamina._registry import Registry
 from lamina.errors import ConfigError, invalid
 
@@ -51,8 +52,9 @@ class BinaryAccuracy(Metric):
 
     name = "accuracy"
 
+    @checked(threshold=Interval(float, 0, 1))
     def __init__(self, threshold: float = 0.5) -> None:
-        self.threshold = float(threshold)
+        self.threshold = threshold
 
     def per_sample(self, y_pred: Array, y_true: Array) -> Array:
         return np.mean((y_pred > self.threshold) == (y_true > 0.5), axis=-1)
@@ -71,10 +73,13 @@ class RegressionAccuracy(Metric):
 
     name = "accuracy"
 
+    @checked(
+        precision=rule(
+            Interval(float, 0, closed="neither"), fix="use 250 (notes §1.8: ρ = σ(y)/250)"
+        )
+    )
     def __init__(self, precision: float = 250.0) -> None:
-        if not precision > 0:
-            raise ConfigError(invalid("precision", "a float > 0", repr(precision)))
-        self.precision = float(precision)
+        self.precision = precision
         self.allowance: float | None = None
 
     def prepare(self, y_train: Array) -> None:

@@ -9,7 +9,6 @@ says how to run them: ``forward``/``backward`` through the execution plan
 from __future__ import annotations
 
 import math
-import numbers
 import os
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
@@ -17,10 +16,12 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
+from lamina import augmentation as augmentation_module
 from lamina import callbacks as callbacks_module
 from lamina import losses as losses_module
 from lamina import metrics as metrics_module
 from lamina import optimizers as optimizers_module
+from lamina._params import Flag, FloatType, Interval, check
 from lamina.callbacks import Callback, CallbackState, History
 from lamina.engine import data
 from lamina.engine.arena import ParameterArena
@@ -28,17 +29,19 @@ from lamina.engine.batches import BatchSource, is_batch_stream
 from lamina.engine.plan import ExecutionPlan
 from lamina.engine.training import TrainingLoop
 from lamina.errors import ConfigError, NotCompiledError, NumericalError, invalid
-from lamina.layers.base import Layer, Shape, format_shape, name_layers, propagate_shape
+from lamina.layers.base import Layer, Shape
+from lamina.layers.stack import name_layers, propagate_shape, summary_table
 from lamina.losses import CategoricalCrossentropy, Loss
 from lamina.metrics import Metric
 from lamina.optimizers import Optimizer
 from lamina.saving import model_file, weights
-from lamina.validation import cast_samples, numeric_samples, positive_int, targets_for
+from lamina.validation import cast_samples, numeric_samples, targets_for
 from lamina.validation import check_finite as check_inputs_finite
 
 Array = np.ndarray
 
 PREDICT_BATCH_SIZE = 1024
+SPLIT = Interval(float, 0, 1, closed="left")
 
 Augmentation = Callable[[Array, np.random.Generator], Array]
 
@@ -95,22 +98,12 @@ class Model:
                 raise ConfigError(
                     invalid(f"layers[{index}]", "a lamina Layer", type(layer).__name__)
                 )
-        if seed is not None and (
-            not isinstance(seed, int | np.integer) or isinstance(seed, bool) or seed < 0
-        ):
-            raise ConfigError(invalid("seed", "a non-negative int or None", repr(seed)))
-        try:
-            self.dtype = np.dtype(dtype)
-        except TypeError:
-            self.dtype = np.dtype(object)  # refused below, with the usual message
-        if self.dtype not in (np.float32, np.float64):
-            raise ConfigError(
-                invalid("dtype", "'float32' or 'float64'", repr(dtype), "use dtype='float32'")
-            )
+        seed = check("", "seed", seed, None, Interval(int, 0), fix="use e.g. seed=0")
+        self.dtype: np.dtype = check("", "dtype", dtype, FloatType(), fix="use dtype='float32'")
         self.layers = list(layers)
         self.seed = seed
         self.preprocessing = preprocessing
-        self.augmentation = _augmentation_list(augmentation)
+        self.augmentation = augmentation_module.as_list(augmentation)
         name_layers(self.layers)
         self._seed_layers()
         for layer in self.layers:
@@ -292,26 +285,14 @@ class Model:
             A :class:`~lamina.callbacks.History` with epoch-wise and step-wise statistics.
         """
         self._require_compiled("fit")
-        epochs = positive_int("epochs", epochs, 0, "epochs=10")
-        initial_epoch = positive_int("initial_epoch", initial_epoch, 0, "initial_epoch=0")
-        if verbose not in (0, 1, 2):
-            raise ConfigError(invalid("verbose", "0, 1 or 2", repr(verbose)))
-        if not (
-            isinstance(validation_split, numbers.Real)
-            and not isinstance(validation_split, bool | np.bool_)
-            and 0 <= validation_split < 1
-        ):
-            raise ConfigError(
-                invalid(
-                    "validation_split", "a float in [0, 1)", repr(validation_split), "use e.g. 0.1"
-                )
-            )
-        validation_split = float(validation_split)
-        if not isinstance(shuffle, bool | np.bool_):
-            raise ConfigError(invalid("shuffle", "True or False", repr(shuffle)))
-        shuffle = bool(shuffle)
-        if batch_size is not None:
-            batch_size = positive_int("batch_size", batch_size, 1, "batch_size=32")
+        epochs = check("", "epochs", epochs, Interval(int, 0), fix="use e.g. epochs=10")
+        initial_epoch = check("", "initial_epoch", initial_epoch, Interval(int, 0))
+        verbose = check("", "verbose", verbose, Interval(int, 0, 2), fix="0 silent, 1 or 2")
+        validation_split = check(
+            "", "validation_split", validation_split, SPLIT, fix="use e.g. validation_split=0.1"
+        )
+        shuffle = check("", "shuffle", shuffle, Flag())
+        batch_size = check("", "batch_size", batch_size, None, Interval(int, 1), fix="use e.g. 32")
         batches: BatchSource
         if is_batch_stream(X):
             batches, validation = data.stream_batches(
@@ -425,7 +406,7 @@ class Model:
     @staticmethod
     def _batch_size(batch_size: int | None) -> int:
         size = PREDICT_BATCH_SIZE if batch_size is None else batch_size
-        return positive_int("batch_size", size, 1, "batch_size=256")
+        return int(check("", "batch_size", size, Interval(int, 1), fix="use e.g. batch_size=256"))
 
     # -- input validation --------------------------------------------------------------------
     def prepare_inputs(self, X: ArrayLike, name: str = "X", *, finite: bool = True) -> Array:
@@ -467,7 +448,7 @@ class Model:
 
     # -- saving ----------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str], *, include_optimizer: bool = True) -> None:
-        """Save the whole model as one ``.lamina`` file (DESIGN §6, notes §1.10 "State"):
+        """Save the whole model as one ``.lamina`` file (notes §1.10 "State"):
         architecture, weights, loss, optimizer hyper-parameters and state, preprocessing,
         augmentation and training progress, written atomically. ``lamina.load_model``
         reads it back; ``fit(..., initial_epoch=model.epochs_done)`` then continues
@@ -488,27 +469,7 @@ class Model:
 
     def summary(self, input_shape: Shape | None = None) -> str:
         """A table of layers, output shapes and parameter counts (returned and printed)."""
-        shape = input_shape or self.layers[0].input_shape
-        rows = [("Layer (type)", "Output shape", "Params")]
-        for layer in self.layers:
-            if shape is not None and None not in shape:
-                shape = layer.output_shape(shape)
-                shown = format_shape(shape)
-            else:
-                shown = "?"
-            rows.append(
-                (f"{layer.name} ({type(layer).__name__})", shown, f"{layer.count_params():,}")
-            )
-        widths = [max(len(row[i]) for row in rows) for i in range(3)]
-        rule = "-" * (sum(widths) + 4)
-        lines = [
-            rule,
-            *(f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:>{widths[2]}}" for a, b, c in rows),
-            rule,
-        ]
-        trainable = sum(layer.count_params() for layer in self.layers if layer.trainable)
-        lines += [f"Total params: {self.count_params():,}", f"Trainable params: {trainable:,}"]
-        text = "\n".join(lines)
+        text = summary_table(self.layers, input_shape)
         print(text)
         return text
 
@@ -526,24 +487,8 @@ class Model:
 
 
 def load_model(path: str | os.PathLike[str]) -> Model:
-    """Read a ``.lamina`` file written by :meth:`Model.save` (DESIGN §6): the model predicts
+    """Read a ``.lamina`` file written by :meth:`Model.save`: the model predicts
     bit-identically and ``fit(..., initial_epoch=model.epochs_done)`` continues exactly. Any
     problem with the file raises :class:`~lamina.errors.ModelFileError` naming it; nothing
     is unpickled or imported from it, and it costs at most about twice its size to read."""
     return model_file.load_model(path, Model)
-
-
-def _augmentation_list(
-    augmentation: Augmentation | Sequence[Augmentation] | None,
-) -> list[Augmentation]:
-    if augmentation is None:
-        return []
-    steps: list[Augmentation] = (
-        list(augmentation) if isinstance(augmentation, list | tuple) else [augmentation]  # type: ignore[list-item]
-    )
-    for index, step in enumerate(steps):
-        if not callable(step):
-            raise ConfigError(
-                invalid(f"augmentation[{index}]", "a callable (images, rng)", type(step).__name__)
-            )
-    return steps

@@ -13,6 +13,7 @@ from typing import Any, cast
 
 import numpy as np
 
+from lamina._params import Interval, checked, rule
 from lamina._registry import Registry
 from lamina.errors import ConfigError, invalid
 
@@ -22,29 +23,9 @@ ParameterGroup = tuple[str, Array, Array]  # (key, θ, ∂L/∂θ)
 OPTIMIZERS: Registry[type[Optimizer]] = Registry("optimizer")
 
 
-def _check(
-    owner: str, argument: str, value: object, low: float, high: float, closed_high: bool = False
-) -> float:
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    if ok:
-        ok = low <= value < high or (closed_high and value == high)  # type: ignore[operator]
-    if not ok:
-        bracket = "]" if closed_high else ")"
-        raise ConfigError(
-            invalid(f"{owner}.{argument}", f"a float in [{low}, {high}{bracket}", repr(value))
-        )
-    return float(value)  # type: ignore[arg-type]
-
-
-def _positive(owner: str, argument: str, value: object) -> float:
-    if not (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and value > 0
-    ):
-        raise ConfigError(invalid(f"{owner}.{argument}", "a float > 0 or None", repr(value)))
-    return float(value)
+RATE = Interval(float, 0)  # η₀ and the decay: finite, ≥ 0
+FRACTION = Interval(float, 0, 1, closed="left")  # γ, d, ρ, β₁, β₂, ε
+CLIP = rule(Interval(float, 0, closed="neither"), None)
 
 
 class Optimizer:
@@ -61,6 +42,7 @@ class Optimizer:
     slot_names: tuple[str, ...] = ()  # the per-parameter state an update keeps
     nonnegative_slots: tuple[str, ...] = ()  # slots that accumulate squares: never < 0
 
+    @checked(learning_rate=RATE, decay=RATE, clipnorm=CLIP, clipvalue=CLIP)
     def __init__(
         self,
         learning_rate: float,
@@ -69,11 +51,10 @@ class Optimizer:
         clipnorm: float | None = None,
         clipvalue: float | None = None,
     ) -> None:
-        name = type(self).__name__
-        self.learning_rate = _check(name, "learning_rate", learning_rate, 0, math.inf)
-        self.decay = _check(name, "decay", decay, 0, math.inf)
-        self.clipnorm = None if clipnorm is None else _positive(name, "clipnorm", clipnorm)
-        self.clipvalue = None if clipvalue is None else _positive(name, "clipvalue", clipvalue)
+        self.learning_rate = learning_rate
+        self.decay = decay
+        self.clipnorm = clipnorm
+        self.clipvalue = clipvalue
         self.iterations = 0
         self.slots: dict[str, dict[str, Array]] = {}
         self._scratch: Array | None = None
@@ -210,6 +191,7 @@ class SGD(Optimizer):
 
     slot_names: tuple[str, ...] = ("momentum",)
 
+    @checked(momentum=FRACTION, dampening=FRACTION)
     def __init__(
         self,
         learning_rate: float = 1.0,
@@ -221,8 +203,8 @@ class SGD(Optimizer):
         clipvalue: float | None = None,
     ) -> None:
         super().__init__(learning_rate, decay, clipnorm=clipnorm, clipvalue=clipvalue)
-        self.momentum = _check("SGD", "momentum", momentum, 0, 1)
-        self.dampening = _check("SGD", "dampening", dampening, 0, 1)
+        self.momentum = momentum
+        self.dampening = dampening
         if not self.momentum:
             self.slot_names = ()
 
@@ -252,6 +234,7 @@ class Adagrad(Optimizer):
     slot_names = ("cache",)
     nonnegative_slots = ("cache",)
 
+    @checked(epsilon=FRACTION)
     def __init__(
         self,
         learning_rate: float = 1.0,
@@ -262,7 +245,7 @@ class Adagrad(Optimizer):
         clipvalue: float | None = None,
     ) -> None:
         super().__init__(learning_rate, decay, clipnorm=clipnorm, clipvalue=clipvalue)
-        self.epsilon = _check("Adagrad", "epsilon", epsilon, 0, 1)
+        self.epsilon = epsilon
 
     def update(
         self, theta: Array, grad: Array, slots: dict[str, Array], lr: float, scratch: Array
@@ -283,12 +266,13 @@ class RMSprop(Optimizer):
         θₜ = θₜ₋₁ − ηₜ ∇θ / (√vₜ + ε)
 
     Defaults η = 0.001, ρ = 0.9 (notes §3.4.5; §1.4's "ρ = 0.001" is the learning rate,
-    DESIGN §9), ε = 1e−7.
+    docs/formulas.md §21), ε = 1e−7.
     """
 
     slot_names = ("cache",)
     nonnegative_slots = ("cache",)
 
+    @checked(rho=FRACTION, epsilon=FRACTION)
     def __init__(
         self,
         learning_rate: float = 0.001,
@@ -300,8 +284,8 @@ class RMSprop(Optimizer):
         clipvalue: float | None = None,
     ) -> None:
         super().__init__(learning_rate, decay, clipnorm=clipnorm, clipvalue=clipvalue)
-        self.rho = _check("RMSprop", "rho", rho, 0, 1)
-        self.epsilon = _check("RMSprop", "epsilon", epsilon, 0, 1)
+        self.rho = rho
+        self.epsilon = epsilon
 
     def update(
         self, theta: Array, grad: Array, slots: dict[str, Array], lr: float, scratch: Array
@@ -319,7 +303,7 @@ class RMSprop(Optimizer):
 
 @OPTIMIZERS.register("adadelta")
 class Adadelta(Optimizer):
-    r"""AdaDelta, Zeiler's rule (notes §3.4.4 with DESIGN §9's correction):
+    r"""AdaDelta, Zeiler's rule (notes §3.4.4 with docs/formulas.md §21's correction):
 
         E[g²]ₜ  = ρ E[g²]ₜ₋₁ + (1 − ρ) ∇θ²
         Δθₜ     = −(√(E[Δθ²]ₜ₋₁ + ε) / √(E[g²]ₜ + ε)) ∇θ
@@ -333,6 +317,7 @@ class Adadelta(Optimizer):
     slot_names = ("grad_average", "delta_average")
     nonnegative_slots = ("grad_average", "delta_average")
 
+    @checked(rho=FRACTION, epsilon=FRACTION)
     def __init__(
         self,
         learning_rate: float = 1.0,
@@ -344,8 +329,8 @@ class Adadelta(Optimizer):
         clipvalue: float | None = None,
     ) -> None:
         super().__init__(learning_rate, decay, clipnorm=clipnorm, clipvalue=clipvalue)
-        self.rho = _check("Adadelta", "rho", rho, 0, 1)
-        self.epsilon = _check("Adadelta", "epsilon", epsilon, 0, 1)
+        self.rho = rho
+        self.epsilon = epsilon
 
     def update(
         self, theta: Array, grad: Array, slots: dict[str, Array], lr: float, scratch: Array
@@ -368,7 +353,7 @@ class Adam(Optimizer):
     r"""Adam (notes §1.4, §3.4.6): momentum plus RMSProp, with bias correction.
 
         mₜ = β₁ mₜ₋₁ + (1 − β₁) ∇θ
-        vₜ = β₂ vₜ₋₁ + (1 − β₂) ∇θ²          (squared, as §3.4.6 says; §1.4's typo, DESIGN §9)
+        vₜ = β₂ vₜ₋₁ + (1 − β₂) ∇θ²          (squared, as §3.4.6 says; §1.4 has a typo)
         m̂ₜ = mₜ / (1 − β₁ᵗ)      v̂ₜ = vₜ / (1 − β₂ᵗ)
         θₜ = θₜ₋₁ − ηₜ m̂ₜ / (√v̂ₜ + ε)
 
@@ -381,6 +366,7 @@ class Adam(Optimizer):
     slot_names = ("momentum", "cache")
     nonnegative_slots = ("cache",)
 
+    @checked(beta_1=FRACTION, beta_2=FRACTION, epsilon=FRACTION)
     def __init__(
         self,
         learning_rate: float = 0.001,
@@ -393,9 +379,9 @@ class Adam(Optimizer):
         clipvalue: float | None = None,
     ) -> None:
         super().__init__(learning_rate, decay, clipnorm=clipnorm, clipvalue=clipvalue)
-        self.beta_1 = _check("Adam", "beta_1", beta_1, 0, 1)
-        self.beta_2 = _check("Adam", "beta_2", beta_2, 0, 1)
-        self.epsilon = _check("Adam", "epsilon", epsilon, 0, 1)
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
 
     def update(
         self, theta: Array, grad: Array, slots: dict[str, Array], lr: float, scratch: Array

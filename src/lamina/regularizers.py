@@ -11,27 +11,27 @@ its gradient to the parameter's gradient, not divided by the batch size.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from lamina.errors import ConfigError, invalid
+from lamina._params import Interval, checked, rule
+
+#: The rule of every L1/L2 strength argument (``L1L2``, and the layers' ``weight_l1`` …).
+STRENGTH = rule(Interval(float, 0), fix="use e.g. 5e-4 or 0")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class L1L2:
     """L1 strength ``l1`` (λ₁) and L2 strength ``l2`` (λ₂) for one parameter tensor."""
 
-    l1: float = 0.0
-    l2: float = 0.0
+    l1: float
+    l2: float
 
-    def __post_init__(self) -> None:
-        for argument, value in (("l1", self.l1), ("l2", self.l2)):
-            if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
-                raise ConfigError(
-                    invalid(argument, "a finite float ≥ 0", repr(value), "use e.g. 5e-4 or 0")
-                )
+    @checked(l1=STRENGTH, l2=STRENGTH)
+    def __init__(self, l1: float = 0.0, l2: float = 0.0) -> None:
+        object.__setattr__(self, "l1", l1)  # frozen: the fields are set here only
+        object.__setattr__(self, "l2", l2)
 
     @property
     def active(self) -> bool:

@@ -1,12 +1,13 @@
 """Checks on the data users pass in: each failure names the argument, what was expected,
-what was received and the fix (DESIGN §1 "Safe and clear")."""
+what was received and the fix (docs/conventions.md, "Errors")."""
 
 from __future__ import annotations
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from lamina.errors import ConfigError, InputError, invalid
+from lamina._params import Interval, check
+from lamina.errors import InputError, invalid
 
 Array = np.ndarray
 
@@ -138,8 +139,5 @@ def cast_samples(array: Array, dtype: np.dtype, name: str) -> Array:
 
 def positive_int(argument: str, value: object, minimum: int, example: str) -> int:
     """``value`` as an int ≥ ``minimum`` (bools refused), or a ConfigError."""
-    if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < minimum:
-        raise ConfigError(
-            invalid(argument, f"an int ≥ {minimum}", repr(value), f"use e.g. {example}")
-        )
-    return int(value)
+    number: int = check("", argument, value, Interval(int, minimum), fix=f"use e.g. {example}")
+    return number

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from lamina._params import Interval, Options, Text, check, rule
 from lamina.errors import ConfigError, invalid
 
 if TYPE_CHECKING:
@@ -108,16 +109,17 @@ class History(Callback):
         return f"History(epochs={len(self.epoch)}, keys={sorted(self.history)})"
 
 
+#: The rules of the arguments of a callback that watches a logged value (:class:`Monitor`).
+MONITOR = rule(Text(), fix="name a logged value, e.g. monitor='val_loss'")
+MODE = Options("auto", "min", "max")
+MIN_DELTA = Interval(float, 0)
+
+
 class Monitor:
-    """Which logged value a callback watches, and what counts as better (notes §2.2)."""
+    """Which logged value a callback watches, and what counts as better (notes §2.2); the
+    callback's constructor has checked the arguments by the rules above."""
 
     def __init__(self, owner: str, monitor: str, mode: str, min_delta: float) -> None:
-        if not isinstance(monitor, str) or not monitor:
-            raise ConfigError(invalid(f"{owner}.monitor", "a logged name", repr(monitor)))
-        if mode not in ("auto", "min", "max"):
-            raise ConfigError(invalid(f"{owner}.mode", "'auto', 'min' or 'max'", repr(mode)))
-        if not (is_number(min_delta) and min_delta >= 0):
-            raise ConfigError(invalid(f"{owner}.min_delta", "a float ≥ 0", repr(min_delta)))
         if mode == "auto":
             mode = "max" if "accuracy" in monitor else "min"
         self.owner, self.monitor, self.mode, self.min_delta = owner, monitor, mode, min_delta
@@ -152,24 +154,11 @@ class Monitor:
         return self.best if math.isfinite(self.best) else None
 
     def set_best(self, value: Any) -> None:
-        if value is not None and not (is_number(value) and math.isfinite(value)):
-            raise ConfigError(
-                invalid(f"{self.owner} state 'best'", "a finite float or None", value)
-            )
-        self.best = self.worst if value is None else float(value)
+        best = check("", f"{self.owner} state 'best'", value, Interval(float), None)
+        self.best = self.worst if best is None else best
 
 
 def state_int(owner: str, state: dict[str, Any], key: str, *, optional: bool = False) -> Any:
     """``state[key]`` as an int ≥ 0 (or None when ``optional``), else a ConfigError."""
-    value = state.get(key)
-    if value is None and optional:
-        return None
-    if type(value) is not int or value < 0:
-        raise ConfigError(invalid(f"{owner} state {key!r}", "an int ≥ 0", repr(value)))
-    return value
-
-
-def is_number(value: Any) -> bool:
-    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(
-        value, bool | np.bool_
-    )
+    allowed = (Interval(int, 0), None) if optional else (Interval(int, 0),)
+    return check("", f"{owner} state {key!r}", state.get(key), *allowed)

@@ -7,7 +7,8 @@ import string
 import warnings
 from typing import Any
 
-from lamina.callbacks.base import Callback, Logs, Monitor
+from lamina._params import FilePath, Flag, Interval, checked
+from lamina.callbacks.base import MODE, MONITOR, Callback, Logs, Monitor
 from lamina.engine.rewind import finite_state
 from lamina.errors import ConfigError, invalid
 
@@ -34,6 +35,13 @@ class ModelCheckpoint(Callback):
 
     saves_model = True
 
+    @checked(
+        path=FilePath(),
+        monitor=MONITOR,
+        save_best_only=Flag(),
+        every_n_epochs=Interval(int, 1),
+        mode=MODE,
+    )
     def __init__(
         self,
         path: str | os.PathLike[str],
@@ -43,20 +51,10 @@ class ModelCheckpoint(Callback):
         mode: str = "auto",
     ) -> None:
         super().__init__()
-        if not isinstance(path, str | os.PathLike) or not os.fspath(path):
-            raise ConfigError(invalid("ModelCheckpoint.path", "a file path", repr(path)))
         self.path = os.fspath(path)
         self._fields = _template_fields(self.path)
         self._monitor = Monitor("ModelCheckpoint", monitor, mode, 0.0)
-        if not isinstance(save_best_only, bool):
-            raise ConfigError(
-                invalid("ModelCheckpoint.save_best_only", "True or False", repr(save_best_only))
-            )
         self.save_best_only = save_best_only
-        if type(every_n_epochs) is not int or every_n_epochs < 1:
-            raise ConfigError(
-                invalid("ModelCheckpoint.every_n_epochs", "an int ≥ 1", repr(every_n_epochs))
-            )
         self.every_n_epochs = every_n_epochs
         self.saved: list[str] = []
 

@@ -7,8 +7,9 @@ import io
 import os
 
 from lamina._files import atomic_write, read_regular
+from lamina._params import FilePath, Flag, checked
 from lamina.callbacks.base import Callback, Logs
-from lamina.errors import ConfigError, invalid
+from lamina.errors import ConfigError
 
 CSV_LIMIT = 256 * 1024 * 1024
 
@@ -24,12 +25,9 @@ class CSVLogger(Callback):
             it is resumed from) are dropped, so each epoch has one row.
     """
 
+    @checked(path=FilePath(), append=Flag())
     def __init__(self, path: str | os.PathLike[str], append: bool = False) -> None:
         super().__init__()
-        if not isinstance(path, str | os.PathLike) or not os.fspath(path):
-            raise ConfigError(invalid("CSVLogger.path", "a file path", repr(path)))
-        if not isinstance(append, bool):
-            raise ConfigError(invalid("CSVLogger.append", "True or False", repr(append)))
         self.path = os.fspath(path)
         self.append = append
 

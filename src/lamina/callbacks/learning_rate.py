@@ -7,8 +7,11 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from lamina.callbacks.base import Callback, Logs, Monitor, is_number, state_int
+from lamina._params import Function, Interval, checked
+from lamina.callbacks.base import MIN_DELTA, MODE, MONITOR, Callback, Logs, Monitor, state_int
 from lamina.errors import ConfigError, invalid
+
+RATE = Interval(float, 0)  # a learning rate: finite, ≥ 0
 
 
 class ReduceLROnPlateau(Callback):
@@ -19,6 +22,15 @@ class ReduceLROnPlateau(Callback):
         factor: in (0, 1). cooldown: epochs to wait after a reduction. min_lr: the floor.
     """
 
+    @checked(
+        monitor=MONITOR,
+        factor=Interval(float, 0, 1, closed="neither"),
+        patience=Interval(int, 0),
+        min_delta=MIN_DELTA,
+        cooldown=Interval(int, 0),
+        min_lr=RATE,
+        mode=MODE,
+    )
     def __init__(
         self,
         monitor: str = "val_loss",
@@ -30,17 +42,9 @@ class ReduceLROnPlateau(Callback):
         mode: str = "auto",
     ) -> None:
         super().__init__()
-        owner = "ReduceLROnPlateau"
-        if not (is_number(factor) and 0 < factor < 1):
-            raise ConfigError(invalid(f"{owner}.factor", "a float in (0, 1)", repr(factor)))
-        for argument, value in (("patience", patience), ("cooldown", cooldown)):
-            if type(value) is not int or value < 0:
-                raise ConfigError(invalid(f"{owner}.{argument}", "an int ≥ 0", repr(value)))
-        if not (is_number(min_lr) and math.isfinite(min_lr) and min_lr >= 0):
-            raise ConfigError(invalid(f"{owner}.min_lr", "a finite float ≥ 0", repr(min_lr)))
-        self._monitor = Monitor(owner, monitor, mode, min_delta)
-        self.factor, self.patience, self.cooldown = float(factor), patience, cooldown
-        self.min_lr = float(min_lr)
+        self._monitor = Monitor("ReduceLROnPlateau", monitor, mode, min_delta)
+        self.factor, self.patience, self.cooldown = factor, patience, cooldown
+        self.min_lr = min_lr
 
     def on_train_begin(self, logs: Logs | None = None) -> None:
         self._wait = self._cooling = 0
@@ -75,16 +79,9 @@ class LearningRateScheduler(Callback):
     """Set the learning rate before each epoch: ``η = schedule(epoch, η)`` (notes §2.2),
     e.g. ``LearningRateScheduler(lambda epoch, lr: lr * 0.9)``."""
 
+    @checked(schedule=Function("a function (epoch, lr) -> lr"))
     def __init__(self, schedule: Callable[[int, float], float]) -> None:
         super().__init__()
-        if not callable(schedule):
-            raise ConfigError(
-                invalid(
-                    "LearningRateScheduler.schedule",
-                    "a function (epoch, lr) -> lr",
-                    type(schedule).__name__,
-                )
-            )
         self.schedule = schedule
 
     def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None:
@@ -117,20 +114,13 @@ class CosineDecay(Callback):
         final_learning_rate: η_min, approached at the end and kept after it.
     """
 
+    @checked(initial_learning_rate=RATE, epochs=Interval(int, 1), final_learning_rate=RATE)
     def __init__(
         self, initial_learning_rate: float, epochs: int, final_learning_rate: float = 0.0
     ) -> None:
         super().__init__()
-        for argument, value in (
-            ("initial_learning_rate", initial_learning_rate),
-            ("final_learning_rate", final_learning_rate),
-        ):
-            if not (is_number(value) and math.isfinite(value) and value >= 0):
-                raise ConfigError(invalid(f"CosineDecay.{argument}", "a float ≥ 0", repr(value)))
-        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-            raise ConfigError(invalid("CosineDecay.epochs", "an int ≥ 1", repr(epochs)))
-        self.initial_learning_rate = float(initial_learning_rate)
-        self.final_learning_rate = float(final_learning_rate)
+        self.initial_learning_rate = initial_learning_rate
+        self.final_learning_rate = final_learning_rate
         self.epochs = epochs
 
     def rate(self, epoch: int) -> float:

@@ -6,6 +6,7 @@ import sys
 import time
 from typing import Any
 
+from lamina._params import Interval, Stream, checked, rule
 from lamina.callbacks.base import Callback, Logs
 
 
@@ -17,6 +18,7 @@ class ProgressBar(Callback):
         file: where to write (stderr by default, like tqdm).
     """
 
+    @checked(verbose=Interval(int, 0, 2), file=rule(Stream(), None))
     def __init__(self, verbose: int = 1, file: Any = None) -> None:
         super().__init__()
         self.verbose = verbose

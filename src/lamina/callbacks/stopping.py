@@ -7,9 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from lamina.callbacks.base import Callback, Logs, Monitor, state_int
+from lamina._params import Flag, Interval, checked
+from lamina.callbacks.base import MIN_DELTA, MODE, MONITOR, Callback, Logs, Monitor, state_int
 from lamina.errors import ConfigError, invalid
-from lamina.layers.base import named_tensors
+from lamina.layers.stack import named_tensors
 
 Array = np.ndarray
 
@@ -31,6 +32,13 @@ class EarlyStopping(Callback):
         stopped_epoch: the epoch training stopped at, or None; best_epoch: the best epoch.
     """
 
+    @checked(
+        monitor=MONITOR,
+        patience=Interval(int, 0),
+        min_delta=MIN_DELTA,
+        mode=MODE,
+        restore_best_weights=Flag(),
+    )
     def __init__(
         self,
         monitor: str = "val_loss",
@@ -41,16 +49,6 @@ class EarlyStopping(Callback):
     ) -> None:
         super().__init__()
         self._monitor = Monitor("EarlyStopping", monitor, mode, min_delta)
-        if type(patience) is not int or patience < 0:
-            raise ConfigError(invalid("EarlyStopping.patience", "an int ≥ 0", repr(patience)))
-        if not isinstance(restore_best_weights, bool):
-            raise ConfigError(
-                invalid(
-                    "EarlyStopping.restore_best_weights",
-                    "True or False",
-                    repr(restore_best_weights),
-                )
-            )
         self.patience = patience
         self.restore_best_weights = restore_best_weights
         self.stopped_epoch: int | None = None

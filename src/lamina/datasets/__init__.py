@@ -3,7 +3,7 @@
 Synthetic sets (the generators of the nnfs book the notes follow) return float32 features and,
 for classification, int64 labels; every random draw comes from ``np.random.default_rng(seed)``.
 
-Image sets are read from IDX files (raw or gzip) found in, in this order (DESIGN §5):
+Image sets are read from IDX files (raw or gzip) found in, in this order:
 
 1. the ``path`` argument, if given (and then nowhere else);
 2. ``$LAMINA_DATA/<name>``;
@@ -37,14 +37,8 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from lamina.datasets.folders import (
-    MAX_IMAGE_PIXELS,
-    ImageFolder,
-    class_folder_name,
-    image_folder,
-    load_image,
-    to_image_folder,
-)
+from lamina.datasets.folders import ImageFolder, class_folder_name, image_folder, to_image_folder
+from lamina.datasets.images import IMAGE_SUFFIXES, MAX_IMAGE_PIXELS, load_image
 from lamina.datasets.synthetic import MAX_SAMPLES, sine, spiral, vertical
 from lamina.datasets.tables import CsvData, load_csv, load_csv_features
 from lamina.errors import DataIntegrityError, DataNotFoundError
@@ -53,6 +47,7 @@ __all__ = [
     "CACHE_ROOT",
     "DOWNLOAD_TIMEOUT",
     "FASHION_MNIST_CLASSES",
+    "IMAGE_SUFFIXES",
     "MAX_IMAGE_PIXELS",
     "MAX_SAMPLES",
     "MNIST_CLASSES",

@@ -14,7 +14,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
-from lamina._files import atomic_write, open_regular
+from lamina._files import atomic_write
+from lamina._params import Flag, Options, Rule
+from lamina.datasets.checks import ImageSize
+from lamina.datasets.images import IMAGE_SUFFIXES, load_image, pillow
 from lamina.errors import (
     ConfigError,
     DataIntegrityError,
@@ -24,22 +27,13 @@ from lamina.errors import (
     invalid,
 )
 
-# Files with these suffixes (any case) are images; anything else in a folder is ignored.
-_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
-# The only formats Pillow may try: a file is decoded as one of these or reported as unreadable.
-_IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP")
 _WRITE_FORMATS = {"png": "PNG", "bmp": "BMP"}  # lossless only, so that a round trip is exact
 _IGNORED_FOLDERS = frozenset({"__MACOSX"})  # resource forks left by macOS zip archives
-_ON_ERROR = ("raise", "skip")
+_ON_ERROR = Rule([Options("raise", "skip")], fix='pass on_error="skip"')
+_SIZE = Rule([ImageSize(), None], fix="pass size=(28, 28)")
+_GRAYSCALE = Rule([Flag()], fix="pass grayscale=False for RGB")
 _LAYOUT = "<path>/<class name>/<image files>"
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
-
-# An image is refused from its header when it declares more pixels than this: 40 megapixels
-# (120 MB as RGB) is beyond what any model here is trained on, while a PNG of a few kB can
-# declare 225 megapixels (a decompression bomb) and cost gigabytes to decode.
-MAX_IMAGE_PIXELS = 40_000_000
-# An image file larger than this is refused from its size, before it is read.
-MAX_IMAGE_BYTES = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True, eq=False)
@@ -106,12 +100,13 @@ def image_folder(
     by name within a class. Hidden files and folders (``.DS_Store``, ``._x.png``), ``__MACOSX``,
     files of other types and sub-folders of class folders are ignored. Nothing on disk is
     written: each file is read by :func:`load_image`, which refuses an image declaring more
-    than :data:`MAX_IMAGE_PIXELS` pixels before decoding it.
+    than :data:`~lamina.datasets.images.MAX_IMAGE_PIXELS` pixels before decoding it.
 
     Args:
         path: the folder holding one sub-folder per class.
-        size: ``(height, width)`` of every image (NumPy's order, not Pillow's ``(w, h)``); None
-            keeps the files' size, which must then be the same for all.
+        size: ``(height, width)`` of every image (NumPy's order, not Pillow's ``(w, h)``), at
+            most ``MAX_IMAGE_PIXELS`` pixels; None keeps the files' size, which must then be
+            the same for all.
         grayscale: one channel (the notes' default) or three (RGB).
         on_error: what to do with a file that cannot be decoded: ``"raise"`` a
             DataIntegrityError, or ``"skip"`` it, list it in ``skipped`` and emit one
@@ -133,15 +128,11 @@ def image_folder(
             with ``size=None``.
         ConfigError: bad ``size``, ``grayscale``, ``on_error`` or ``dtype``.
     """
-    if on_error not in _ON_ERROR:
-        raise ConfigError(
-            invalid("on_error", '"raise" or "skip"', repr(on_error), 'pass on_error="skip"')
-        )
-    shape = _check_size(size)
+    on_error = _ON_ERROR.check("", "on_error", on_error)
+    shape = _SIZE.check("", "size", size)
     out_dtype = _image_dtype(dtype)
-    if not isinstance(grayscale, bool | np.bool_):
-        raise ConfigError(invalid("grayscale", "True or False", repr(grayscale)))
-    _pillow()
+    grayscale = _GRAYSCALE.check("", "grayscale", grayscale)
+    pillow()
     root = Path(os.fspath(path)).expanduser()
     names, folders = _class_folders(root, class_names)
     files: list[Path] = []
@@ -279,7 +270,7 @@ def to_image_folder(
             "Fix: pass a new or empty folder, or overwrite=True to write into it (files with the "
             "same names are replaced, nothing is deleted)."
         )
-    Image = _pillow()
+    Image = pillow()
     suffix, pillow_format = f".{format}", _WRITE_FORMATS[format]
     folders = {int(label): root / folder_names[label] for label in np.unique(y)}
     for folder in folders.values():
@@ -293,39 +284,6 @@ def to_image_folder(
         atomic_write(target, encoded.getvalue(), durable=fsync, what="image file")
         written.append(target)
     return written
-
-
-def _pillow() -> Any:
-    try:
-        from PIL import Image
-    except ImportError as error:
-        raise ImportError(
-            "Image folders need Pillow. Fix: pip install 'lamina[images]' (or pip install Pillow)."
-        ) from error
-    return Image
-
-
-def _check_size(size: Any) -> tuple[int, int] | None:
-    if size is None:
-        return None
-    ok = (
-        isinstance(size, tuple | list)
-        and len(size) == 2
-        and all(
-            isinstance(side, int | np.integer) and not isinstance(side, bool) and side >= 1
-            for side in size
-        )
-    )
-    if not ok:
-        raise ConfigError(
-            invalid(
-                "size",
-                "(height, width), two integers >= 1, or None",
-                repr(size),
-                "pass size=(28, 28)",
-            )
-        )
-    return int(size[0]), int(size[1])
 
 
 def _image_dtype(dtype: DTypeLike) -> np.dtype[Any]:
@@ -412,7 +370,7 @@ def _class_folders(
 
 
 def _suffix_list() -> str:
-    return ", ".join(_IMAGE_SUFFIXES)
+    return ", ".join(IMAGE_SUFFIXES)
 
 
 def _image_files(folder: Path) -> list[Path]:
@@ -422,76 +380,10 @@ def _image_files(folder: Path) -> list[Path]:
             entry.name
             for entry in entries
             if not entry.name.startswith(".")
-            and os.path.splitext(entry.name)[1].lower() in _IMAGE_SUFFIXES
+            and os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES
             and entry.is_file()
         )
     return [folder / name for name in names]
-
-
-def load_image(
-    path: str | os.PathLike[str],
-    *,
-    grayscale: bool = True,
-    size: tuple[int, int] | None = None,
-    max_pixels: int = MAX_IMAGE_PIXELS,
-) -> NDArray[np.uint8]:
-    """The pixels of one image file, read as :func:`image_folder` reads each of its files.
-
-    The file must be a regular file of at most :data:`MAX_IMAGE_BYTES` (a FIFO or a device
-    is refused without reading it) holding a PNG, JPEG, BMP, GIF (first frame) or WebP
-    image that declares at most ``max_pixels`` pixels: the header is checked before a pixel
-    is decoded. The image is converted to ``"L"`` or ``"RGB"`` and resized to ``size``
-    (``(height, width)``) with Pillow's BILINEAR filter unless it already has that size.
-
-    Returns:
-        (H, W) uint8 pixels if ``grayscale``, else (H, W, 3).
-    Raises:
-        DataIntegrityError: any reason the file cannot be read as such an image; the message
-            names the file.
-    """
-    Image = _pillow()
-    with open_regular(
-        path, what="image file", limit=MAX_IMAGE_BYTES, error=DataIntegrityError
-    ) as stream:
-        try:
-            with warnings.catch_warnings():
-                # Pillow warns from 89 megapixels and raises from 179: the check below
-                # refuses those anyway, with a message that names the file and the limit
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                image = Image.open(stream, formats=_IMAGE_FORMATS)
-            with image:
-                width, height = image.size
-                if width * height > max_pixels:
-                    shown = f"{width}×{height} = {width * height:,} pixels"
-                    raise _too_many_pixels(path, shown, max_pixels)
-                image = image.convert("L" if grayscale else "RGB")
-                if size is not None and image.size != (size[1], size[0]):
-                    image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-                return np.asarray(image, dtype=np.uint8)
-        except DataIntegrityError:
-            raise
-        except Image.DecompressionBombError as error:
-            # raised from the header, before this function sees the size: Pillow's message
-            # holds the pixel count
-            declared = re.search(r"\((\d+) pixels\)", str(error))
-            shown = f"{int(declared.group(1)):,} pixels" if declared else "more pixels"
-            raise _too_many_pixels(path, shown, max_pixels) from None
-        except Exception as error:
-            # Pillow signals a malformed file with many exception types (OSError,
-            # SyntaxError, ValueError, struct.error, ...): each means "cannot be read".
-            reason = " ".join(f"{type(error).__name__}: {error}".split())
-            raise DataIntegrityError(
-                f"{os.fspath(path)} cannot be read as an image ({reason}). Fix: remove or "
-                f"replace the file (a {', '.join(_IMAGE_FORMATS)} image)."
-            ) from error
-
-
-def _too_many_pixels(path: str | os.PathLike[str], shown: str, limit: int) -> DataIntegrityError:
-    return DataIntegrityError(
-        f"{os.fspath(path)} declares an image of {shown}, more than the {limit:,} lamina "
-        f"decodes (MAX_IMAGE_PIXELS; a decompression bomb?). Fix: shrink "
-        "the image before passing it, e.g. to the model's input size."
-    )
 
 
 def _check_images(images: Any) -> NDArray[np.uint8]:

@@ -1,79 +1,27 @@
 """The notes' synthetic data sets: spiral, vertical and sine (the nnfs book's generators).
 
-Each generator checks its arguments before drawing anything, with the same functions
-``lamina.config`` applies to a ``[data]`` table, so a bad value gives the same message from
-Python and from a config file.
+Each generator checks its arguments before drawing anything, with the rules of
+:mod:`lamina.datasets.checks` that ``lamina.config`` applies to a ``[data]`` table too, so a
+bad value gives the same message from Python and from a config file.
 """
 
 from __future__ import annotations
 
-import math
-from typing import Any
-
 import numpy as np
 from numpy.typing import NDArray
 
-from lamina.errors import ConfigError, invalid
+from lamina.datasets.checks import MAX_SAMPLES, check_count, check_noise, check_rows, check_seed
 
-# Rows a generator makes at most. Spiral's float64 temporaries take ~80 bytes a row, so this
-# bounds one call to about 1 GB; more rows than this is a typo (2e9 for 2e3), not a data set.
-MAX_SAMPLES = 10_000_000
-
-
-def check_count(argument: str, value: Any, minimum: int, example: int) -> int:
-    """``value`` as an int ≥ ``minimum`` (bools and floats refused), or a ConfigError."""
-    if (
-        isinstance(value, bool | np.bool_)
-        or not isinstance(value, int | np.integer)
-        or value < minimum
-    ):
-        raise ConfigError(
-            invalid(
-                argument,
-                f"an integer >= {minimum}",
-                repr(value),
-                f"pass an integer such as {argument}={example}",
-            )
-        )
-    return int(value)
-
-
-def check_rows(samples: int, classes: int = 1) -> None:
-    """Refuse ``samples × classes`` rows above :data:`MAX_SAMPLES` before allocating them."""
-    if samples * classes > MAX_SAMPLES:
-        received = f"samples={samples:,}" + (f" × classes={classes:,}" if classes > 1 else "")
-        raise ConfigError(
-            invalid(
-                "samples",
-                f"at most {MAX_SAMPLES:,} rows in all (samples × classes)",
-                f"{received} = {samples * classes:,} rows",
-                "pass fewer samples, e.g. samples=1000",
-            )
-        )
-
-
-def check_seed(seed: Any) -> int | None:
-    """``seed`` as a non-negative int, or None for fresh entropy; else a ConfigError."""
-    if seed is None:
-        return None
-    if isinstance(seed, bool | np.bool_) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise ConfigError(
-            invalid("seed", "a non-negative integer or None", repr(seed), "pass seed=0")
-        )
-    return int(seed)
-
-
-def check_noise(noise: Any) -> float:
-    """``noise`` as a finite float ≥ 0, or a ConfigError."""
-    ok = (
-        not isinstance(noise, bool | np.bool_)
-        and isinstance(noise, int | float | np.integer | np.floating)
-        and math.isfinite(noise)
-        and noise >= 0
-    )
-    if not ok:
-        raise ConfigError(invalid("noise", "a finite float >= 0", repr(noise), "pass noise=0.2"))
-    return float(noise)
+__all__ = [
+    "MAX_SAMPLES",
+    "check_count",
+    "check_noise",
+    "check_rows",
+    "check_seed",
+    "sine",
+    "spiral",
+    "vertical",
+]
 
 
 def spiral(

@@ -15,6 +15,7 @@ import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
 from lamina._files import open_regular
+from lamina.datasets.checks import DELIMITER
 from lamina.errors import (
     ConfigError,
     DataNotFoundError,
@@ -85,15 +86,7 @@ def load_csv(
     """
     if not isinstance(target, str) or not target.strip():
         raise InputError(invalid("target", "the name of a column", repr(target)))
-    if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in '"\r\n':
-        raise ConfigError(
-            invalid(
-                "delimiter",
-                "one character other than a quote or newline",
-                repr(delimiter),
-                'pass delimiter=";" or delimiter="\\t"',
-            )
-        )
+    DELIMITER.check("", "delimiter", delimiter)
     float_dtype = _float_dtype(dtype)
     file = Path(os.fspath(path)).expanduser()
     rows = _read_rows(file, delimiter)

@@ -21,9 +21,11 @@ while it is still in cache (W2's first convolution: S is 11 MB at batch 128).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from lamina.layers.conv import Conv2D
+from lamina.layers.conv import Conv2D, ConvolutionCache, backward_needs_training
 from lamina.layers.pooling import MaxPool2D, route_to_maxima, running_maximum
 
 Array = np.ndarray
@@ -35,6 +37,16 @@ def fusable(conv: object, pool: object) -> bool:
     return isinstance(conv, Conv2D) and type(pool) is MaxPool2D and pool.stride == pool.pool_size
 
 
+@dataclass(frozen=True)
+class PooledConvolutionCache:
+    """What the fused backward needs from a training forward: the convolution's cache (cols
+    in pool order) and, per position in the pooling window after the first, where its block
+    of S took over the maximum (``running_maximum``)."""
+
+    convolution: ConvolutionCache
+    took_over: list[Array]
+
+
 class PooledConvolution:
     """``MaxPool2D(Conv2D(x))`` as one step: the convolution's linear part computed in pool
     order, then the running maximum over contiguous blocks.
@@ -42,30 +54,36 @@ class PooledConvolution:
     Forward: P(i, j, f) = max_{a,b} S(ph·i + a, pw·j + b, f), with S the convolution of
     notes §1.11 evaluated only where the pooling reads it. Backward: ∂L/∂S is ∂L/∂P at the
     element that held each maximum and 0 elsewhere, then the convolution's own backward
-    (∂L/∂K = colsᵀ·δ, ∂L/∂I by col2im) over the same rows.
+    (∂L/∂K = colsᵀ·δ, ∂L/∂I by col2im) over the same rows. A training forward keeps a
+    :class:`PooledConvolutionCache`; an inference forward keeps nothing, and a backward after
+    it raises.
     """
 
     def __init__(self, conv: Conv2D, pool: MaxPool2D) -> None:
         self.conv = conv
         self.pool = pool
-        self._took_over: list[Array] | None = None
+        self._cache: PooledConvolutionCache | None = None  # made by a training forward
 
     def forward(self, inputs: Array, *, training: bool = False) -> Array:
+        self._cache = None  # the last pass's cols go first: the new ones reuse their memory
         conv, (ph, pw) = self.conv, self.pool.pool_size
-        padded, (out_h, out_w) = conv.pad(inputs)
-        pooled_h, pooled_w = self.pool.pooled_size(out_h, out_w)
-        cols = conv.im2col(padded, (ph * pooled_h, pw * pooled_w), pool=(ph, pw))
+        convolution = conv.unfold(inputs, pool=(ph, pw))  # cols in pool order, kept if training
+        # a ShapeError here when the convolution's output is smaller than the pool
+        pooled_h, pooled_w = self.pool.pooled_size(*convolution.geometry.output)
         kernel, shape = conv.kernel_matrix(), (len(inputs), pooled_h, pooled_w, conv.filters)
         # one block of S per position in the pooling window, folded in while in cache
-        blocks = (np.matmul(block, kernel).reshape(shape) for block in np.split(cols, ph * pw))
-        maximum, self._took_over = running_maximum(blocks, training)
-        self._inputs = inputs  # after an inference pass, backward runs forward again
+        blocks = np.split(convolution.cols, ph * pw)
+        maximum, took_over = running_maximum(
+            (np.matmul(block, kernel).reshape(shape) for block in blocks), training
+        )
+        if took_over is not None:
+            self._cache = PooledConvolutionCache(convolution, took_over)
         return maximum
 
     def backward(self, dvalues: Array) -> Array | None:
-        if self._took_over is None:
-            self.forward(self._inputs, training=True)
-        assert self._took_over is not None
-        dz = np.empty((len(self._took_over) + 1, *dvalues.shape), dtype=dvalues.dtype)
-        route_to_maxima(dvalues, self._took_over, list(dz), accumulate=False)
-        return self.conv.backward_linear(dz)
+        cache = self._cache
+        if cache is None:
+            raise backward_needs_training(f"{self.conv.describe()} → {self.pool.describe()}")
+        dz = np.empty((len(cache.took_over) + 1, *dvalues.shape), dtype=dvalues.dtype)
+        route_to_maxima(dvalues, cache.took_over, list(dz), accumulate=False)
+        return self.conv.backward_from(cache.convolution, dz)

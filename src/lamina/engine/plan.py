@@ -47,7 +47,7 @@ class LinearStep:
         self.layer = layer
 
     def forward(self, inputs: Array, *, training: bool = False) -> Array:
-        return self.layer.linear_forward(inputs)
+        return self.layer.linear_forward(inputs, training=training)
 
     def backward(self, dvalues: Array) -> Array | None:
         return self.layer.backward_linear(dvalues)

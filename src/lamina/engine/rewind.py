@@ -1,6 +1,6 @@
 """Undoing divergence: a training run whose parameters, layer state or optimizer state stop
-being finite is taken back to the last step after which they all were (DESIGN §1 "Safe
-and clear": nothing a user keeps is replaced by something worse).
+being finite is taken back to the last step after which they all were: nothing a user keeps
+is replaced by something worse.
 
 Copying the training state before every step would cost a tenth of a small network's step
 (measured: 41 µs of copies in a 436 µs W1 step at batch 32), so the common case pays one
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lamina.layers.base import named_tensors
+from lamina.layers.stack import named_tensors
 
 if TYPE_CHECKING:
     from lamina.engine.batches import BatchSource

@@ -1,5 +1,5 @@
 """Layers: the Layer protocol, dense, convolutional, pooling, normalization, dropout and
-reshaping layers, and activations (DESIGN §3)."""
+reshaping layers, and activations."""
 
 from lamina.layers.activated import ActivatedLayer
 from lamina.layers.activations import (

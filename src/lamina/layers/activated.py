@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from lamina._params import checked
 from lamina.layers import activations
 from lamina.layers.base import Array, Layer
 
@@ -19,12 +20,13 @@ class ActivatedLayer(Layer):
 
     has_params = True
 
+    @checked(activation=activations.ACTIVATION)
     def __init__(self, activation: str | Layer | None, *, name: str | None) -> None:
         super().__init__(name=name)
         self.activation = activations.get(activation)  # type: ignore[arg-type]
 
     def forward(self, inputs: Array, *, training: bool = False) -> Array:
-        z = self.linear_forward(inputs)
+        z = self.linear_forward(inputs, training=training)
         if self.activation is None:
             return z
         return self.activation.forward_inplace(z, training=training)
@@ -34,7 +36,9 @@ class ActivatedLayer(Layer):
             dvalues = self.activation.backward(dvalues)
         return self.backward_linear(dvalues)
 
-    def linear_forward(self, inputs: Array) -> Array:
+    def linear_forward(self, inputs: Array, *, training: bool = False) -> Array:
+        """z, the pre-activations; ``training`` says whether backward will follow (a layer
+        may keep what backward needs only then)."""
         raise NotImplementedError(f"{type(self).__name__} must define linear_forward")
 
     def backward_linear(self, dz: Array) -> Array | None:

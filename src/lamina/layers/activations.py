@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from lamina.errors import ConfigError, invalid
+from lamina._params import Instance, Interval, Options, checked, rule
 from lamina.layers.base import LAYERS, Array, Layer
 
 
@@ -28,6 +28,17 @@ class Activation(Layer):
     def backward_inplace(self, dvalues: Array) -> Array:
         """``backward`` allowed to overwrite ``dvalues``, a gradient the caller owns."""
         return self.backward(dvalues)
+
+
+def is_activation(entry: object) -> bool:
+    """Whether a registry entry is an activation layer class."""
+    return isinstance(entry, type) and issubclass(entry, Activation)
+
+
+#: The rule of an ``activation=`` argument (Dense, Conv2D, :func:`get`).
+ACTIVATION = rule(
+    Options(LAYERS, where=is_activation), Instance(Activation, "an activation layer"), None
+)
 
 
 @LAYERS.register("linear")
@@ -92,11 +103,10 @@ class LeakyReLU(Activation):
         alpha: slope α for x ≤ 0, in [0, 1) (PyTorch's default 0.01).
     """
 
+    @checked(alpha=Interval(float, 0, 1, closed="left"))
     def __init__(self, alpha: float = 0.01, *, name: str | None = None) -> None:
         super().__init__(name=name)
-        if not (isinstance(alpha, int | float) and 0 <= alpha < 1):
-            raise ConfigError(invalid("LeakyReLU.alpha", "a float in [0, 1)", repr(alpha)))
-        self.alpha = float(alpha)
+        self.alpha = alpha
 
     def forward(self, inputs: Array, *, training: bool = False) -> Array:
         self._positive = inputs > 0
@@ -170,13 +180,12 @@ class Softmax(Activation):
 
 def get(activation: str | Activation | None) -> Activation | None:
     """An activation layer from a registered name (``"relu"``), an instance, or ``None``."""
+    activation = ACTIVATION.check("", "activation", activation)
     if activation is None or isinstance(activation, Activation):
         return activation
-    cls = LAYERS.lookup(activation)
-    if not (isinstance(cls, type) and issubclass(cls, Activation)):
-        names = sorted(n for n, c in LAYERS.items() if issubclass(c, Activation))
-        raise ConfigError(invalid("activation", f"one of {names} or None", repr(activation)))
-    return cls()
+    layer = LAYERS.lookup(activation)()
+    assert isinstance(layer, Activation)  # the rule admits activation names only
+    return layer
 
 
 def name_of(activation: Activation | None) -> str | None:

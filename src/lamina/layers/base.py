@@ -1,4 +1,4 @@
-"""The Layer protocol every layer follows (DESIGN §3).
+"""The Layer protocol every layer follows.
 
 A layer maps a batch (axis 0) forward and maps ∂L/∂outputs back to ∂L/∂inputs, filling
 ``grads`` for its ``params``. Parameters exist after ``__init__``; the constructor's
@@ -8,15 +8,16 @@ arguments (``get_config``) fix every shape.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import Any, ClassVar, Self
 
 import numpy as np
 from numpy.typing import DTypeLike
 
+from lamina._params import Constraint, Interval, Pair, Rule, check, checked, rule
 from lamina._registry import Registry
-from lamina.errors import ConfigError, ShapeError, invalid
+from lamina.errors import ShapeError
 from lamina.regularizers import L1L2
 
 Array = np.ndarray
@@ -53,6 +54,33 @@ def new_tensor(
     return np.full(shape, fill, dtype=dtype)
 
 
+MAX_NAME_LENGTH = 100
+
+
+class LayerName(Constraint):
+    """A layer name: 1 to 100 printable characters without ``/`` (which separates the layer
+    from the tensor in ``"dense_1/weights"``)."""
+
+    def convert(self, value: Any) -> Any:
+        if not (
+            isinstance(value, str)
+            and 0 < len(value) <= MAX_NAME_LENGTH
+            and value.isprintable()
+            and "/" not in value
+        ):
+            raise ValueError
+        return value
+
+    def describe(self) -> str:
+        return f"a layer name of 1 to {MAX_NAME_LENGTH} printable characters without '/'"
+
+    def refused(self) -> list[Any]:
+        return [3, True, "", "a/b", "x" * (MAX_NAME_LENGTH + 1), "\x1b[31mred"]
+
+
+NAME_FIX = "use a name like 'dense_1'"
+
+
 class Layer:
     """Base class: ``params``/``grads`` (same keys), ``state`` (saved, not trained).
 
@@ -69,8 +97,9 @@ class Layer:
     # forward returns a new array this layer does not keep, so the next step may overwrite it
     fresh_output: ClassVar[bool] = False
 
+    @checked(name=rule(LayerName(), None, fix=NAME_FIX))
     def __init__(self, *, name: str | None = None) -> None:
-        self.name = None if name is None else check_name(name)
+        self.name = name
         self.params: dict[str, Array] = {}
         self.grads: dict[str, Array] = {}
         self.state: dict[str, Array] = {}
@@ -174,75 +203,10 @@ class Layer:
         return f"{type(self).__name__}({arguments})"
 
 
-MAX_NAME_LENGTH = 100
-
-
 def check_name(name: object) -> str:
-    """A layer name: 1 to 100 printable characters without ``/`` (which separates the layer
-    from the tensor in ``"dense_1/weights"``)."""
-    if not (
-        isinstance(name, str)
-        and 0 < len(name) <= MAX_NAME_LENGTH
-        and name.isprintable()
-        and "/" not in name
-    ):
-        raise ConfigError(
-            invalid(
-                "layer name",
-                f"1 to {MAX_NAME_LENGTH} printable characters without '/'",
-                repr(name)[:120],
-                "use a name like 'dense_1'",
-            )
-        )
-    return name
-
-
-def name_layers(layers: Sequence[Layer]) -> None:
-    """Name the unnamed layers Keras-style from their registered names (``dense``,
-    ``dense_1``, …), avoiding the names already taken; a ConfigError if two names clash."""
-    taken = {layer.name for layer in layers if layer.name}
-    counts: dict[str, int] = {}
-    for layer in layers:
-        if layer.name:
-            continue
-        base = LAYERS.name_of(layer)
-        while True:
-            count = counts.get(base, 0)
-            counts[base] = count + 1
-            candidate = base if count == 0 else f"{base}_{count}"
-            if candidate not in taken:
-                break
-        layer.name = candidate
-        taken.add(candidate)
-    names = [check_name(layer.name) for layer in layers]
-    if len(set(names)) != len(names):
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        raise ConfigError(invalid("layer names", "unique names", f"duplicates {duplicates}"))
-
-
-def propagate_shape(layers: Sequence[Layer], input_shape: Shape | None = None) -> Shape | None:
-    """The per-sample shape after ``layers`` for ``input_shape`` — or, with None, from the
-    first layer that requires a shape (a size mismatch between two layers is then found
-    without data). A ShapeError names the first layer that does not fit and its source."""
-    shape, source = input_shape, "the data"
-    for layer in layers:
-        if shape is None:
-            shape = layer.input_shape
-        else:
-            layer.check_input_shape(shape, source)
-        if shape is not None:
-            shape = layer.output_shape(shape)
-        source = layer.describe()
-    return shape
-
-
-def named_tensors(layers: Sequence[Layer]) -> Iterator[tuple[str, Array]]:
-    """Every parameter and state array of ``layers`` as ``("<layer>/<name>", array)``: the
-    names of weight files, model files and snapshots."""
-    for layer in layers:
-        for store in (layer.params, layer.state):
-            for key, array in store.items():
-                yield f"{layer.name}/{key}", array
+    """``name`` if it is a valid layer name (:class:`LayerName`), else a ConfigError."""
+    checked_name: str = check("", "layer name", name, LayerName(), fix=NAME_FIX)
+    return checked_name
 
 
 def format_shape(shape: Shape) -> str:
@@ -258,16 +222,8 @@ def regularizers_for(
     return {key: reg for key, reg in pairs.items() if reg.active}
 
 
-def as_pair(value: int | tuple[int, int] | list[int], argument: str, layer: str) -> tuple[int, int]:
-    """An int or a ``(height, width)`` pair as a pair of positive ints (Conv2D, pooling)."""
-    pair = (value, value) if isinstance(value, int | np.integer) else tuple(value)
-    if len(pair) != 2 or not all(isinstance(v, int | np.integer) and v >= 1 for v in pair):
-        raise ConfigError(
-            invalid(
-                f"{layer}.{argument}",
-                "a positive int or a (height, width) pair of positive ints",
-                repr(value),
-                f"use e.g. {argument}=2 or {argument}=(2, 1)",
-            )
-        )
-    return int(pair[0]), int(pair[1])
+def size_pair(argument: str, *, optional: bool = False) -> Rule:
+    """The rule of a window size or stride (Conv2D, pooling): a positive int or a
+    ``(height, width)`` pair of them, passed on as a pair; ``optional`` allows None too."""
+    fix = f"use e.g. {argument}=2 or {argument}=(2, 1)"
+    return rule(Pair(Interval(int, 1)), *([None] if optional else []), fix=fix)

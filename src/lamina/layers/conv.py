@@ -2,96 +2,78 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from lamina import initializers
-from lamina.errors import ConfigError, ShapeError, invalid
+from lamina._params import Interval, Options, checked, rule
+from lamina.errors import BackwardError, ShapeError, invalid
+from lamina.layers._im2col import (
+    PADDINGS,
+    PaddedGeometry,
+    col2im,
+    crop,
+    im2col,
+    im2col_pool_order,
+    kernel_matrix,
+    pad,
+    padded_geometry,
+    pool_to_image_order,
+)
+from lamina.layers._im2col import output_size as output_size  # lamina.interop.onnx reads it here
 from lamina.layers.activated import ActivatedLayer, with_activation_built
 from lamina.layers.base import (
     LAYERS,
     Array,
     Layer,
     Shape,
-    as_pair,
     format_shape,
     new_tensor,
     regularizers_for,
+    size_pair,
 )
+from lamina.regularizers import STRENGTH
 
-PADDINGS = ("valid", "same")
-FEW_CHANNELS = 8  # below this, im2col fills column-major cols per kernel offset and channel
-
-
-def output_size(size: int, kernel: int, stride: int, padding: str) -> tuple[int, int, int]:
-    """(output size, padding before, padding after) along one spatial axis.
-
-    ``"valid"``: no padding, ``⌊(size − kernel)/stride⌋ + 1`` outputs; ``"same"``:
-    ``⌈size/stride⌉`` outputs with the padding split evenly, the odd pixel after (as Keras).
-    """
-    if padding == "valid":
-        return (size - kernel) // stride + 1, 0, 0
-    out = math.ceil(size / stride)
-    total = max((out - 1) * stride + kernel - size, 0)
-    return out, total // 2, total - total // 2
-
-
-def strided_windows(
-    x: Array, kernel: tuple[int, int], stride: tuple[int, int], out: tuple[int, int]
-) -> Array:
-    """A view (N, out_h, out_w, kh, kw, C) of the kh×kw windows of an NHWC batch.
-
-    Window (i, j) starts at pixel (i·sh, j·sw); nothing is copied.
-    """
-    windows = sliding_window_view(x, kernel, axis=(1, 2))  # (N, H', W', C, kh, kw)
-    windows = windows[:, : out[0] * stride[0] : stride[0], : out[1] * stride[1] : stride[1]]
-    return windows.transpose(0, 1, 2, 4, 5, 3)
+SIZE = rule(Interval(int, 1), fix="pass the channel counts, e.g. Conv2D(1, 32, 3)")
 
 
 @dataclass(frozen=True)
-class WindowGrid:
-    """Where a set of windows starts in the (padded) input: along each axis a
-    (first pixel, step, count) triple. A convolution reads one grid, window (i, j) at
-    (i·sh, j·sw); a convolution feeding a max pooling reads one grid per position inside
-    the pool (see ``lamina.engine.fusion``)."""
+class ConvolutionCache:
+    """What a convolution's backward needs from its forward, made by :meth:`Conv2D.unfold`.
 
-    rows: tuple[int, int, int]
-    columns: tuple[int, int, int]
+    A training forward keeps it until the next forward (``Conv2D``, and the fused step of
+    ``lamina.engine.fusion``); an inference forward drops it after its matmul, since
+    ``cols`` is the largest array of a training step.
 
-    @property
-    def shape(self) -> tuple[int, int]:
-        return self.rows[2], self.columns[2]
+    Attributes:
+        cols: one window per row, then a 1 (``lamina.layers._im2col``): ∂L/∂K = colsᵀ·δ.
+        geometry: how the inputs were padded; ∂L/∂I is built padded, then cropped.
+        batch: N, the number of images.
+        out: the output pixels the rows hold: (out_h, out_w) in image order;
+            (ph·⌊out_h/ph⌋, pw·⌊out_w/pw⌋) in pool order, whose pooling drops the rest.
+        pool: ``None`` for rows in image order, (ph, pw) for rows in pool order.
+    """
 
-    def offset(self, m: int, k: int) -> tuple[slice, slice]:
-        """The input rows and columns that kernel offset (m, k) reads in every window."""
-        (r0, rs, rn), (c0, cs, cn) = self.rows, self.columns
-        return slice(r0 + m, r0 + m + rn * rs, rs), slice(c0 + k, c0 + k + cn * cs, cs)
-
-    def offsets(self, kernel: tuple[int, int]) -> list[tuple[tuple[int, int], slice, slice]]:
-        """``offset`` for every (m, k) of a kh×kw kernel: loops run over the kh·kw offsets,
-        never over pixels."""
-        return [((m, k), *self.offset(m, k)) for m in range(kernel[0]) for k in range(kernel[1])]
+    cols: Array
+    geometry: PaddedGeometry
+    batch: int
+    out: tuple[int, int]
+    pool: tuple[int, int] | None
 
 
-def window_grids(
-    stride: tuple[int, int], out: tuple[int, int], pool: tuple[int, int] | None
-) -> list[WindowGrid]:
-    """Where the windows of the first out_h × out_w output pixels start: one grid in image
-    order, or (``pool`` = (ph, pw)) one grid per position (a, b) in the pooling window,
-    holding the pixels (ph·i + a, pw·j + b)."""
-    (sh, sw), (out_h, out_w) = stride, out
-    if pool is None:
-        return [WindowGrid((0, sh, out_h), (0, sw, out_w))]
-    ph, pw = pool
-    return [
-        WindowGrid((a * sh, ph * sh, out_h // ph), (b * sw, pw * sw, out_w // pw))
-        for a in range(ph)
-        for b in range(pw)
-    ]
+def backward_needs_training(who: str) -> BackwardError:
+    """The error of a backward pass with no training forward before it: an inference
+    forward keeps nothing for backward (and backward does not run forward again)."""
+    return BackwardError(
+        invalid(
+            "training",
+            f"a forward pass with training=True before {who}.backward",
+            "a backward pass after forward(..., training=False), or before any forward",
+            "call forward(inputs, training=True), then backward",
+        )
+    )
 
 
 @LAYERS.register("conv2d")
@@ -103,7 +85,7 @@ class Conv2D(ActivatedLayer):
         S(i, j, f) = Σₘ Σₙ Σ_c I(i·s + m, j·s + n, c) · K(m, n, c, f) + b(f)
 
     computed as one matmul: the kh·kw·C values of every window are copied into a row of
-    ``cols`` (im2col, from a ``sliding_window_view``), then ``Z = cols · K`` with K reshaped
+    ``cols`` (im2col, ``lamina.layers._im2col``), then ``Z = cols · K`` with K reshaped
     to (kh·kw·C, F). Each row of ``cols`` ends with a 1 and K with the bias row, so the bias
     is added by the same matmul (and ∂L/∂b = Σ δ comes out of the ∂L/∂K one).
 
@@ -115,6 +97,10 @@ class Conv2D(ActivatedLayer):
         ∂L/∂I             = col2im(δ · Kᵀ): each window's gradient row is added back onto
                             the pixels it came from, one matmul and one strided add per
                             kernel offset (m, n) — never a loop over pixels, no np.add.at.
+
+    A training forward keeps ``cols`` and the padding for backward (a
+    :class:`ConvolutionCache`); an inference forward keeps nothing, and a backward after it
+    raises.
 
     Args:
         in_channels: C, channels of the input (its last axis).
@@ -128,6 +114,18 @@ class Conv2D(ActivatedLayer):
         inputs (batch, H, W, in_channels) -> outputs (batch, H', W', filters)
     """
 
+    @checked(
+        in_channels=SIZE,
+        filters=SIZE,
+        kernel_size=size_pair("kernel_size"),
+        stride=size_pair("stride"),
+        padding=Options(*PADDINGS),
+        weight_init=initializers.WEIGHT_INIT,
+        weight_l1=STRENGTH,
+        weight_l2=STRENGTH,
+        bias_l1=STRENGTH,
+        bias_l2=STRENGTH,
+    )
     def __init__(
         self,
         in_channels: int,
@@ -145,19 +143,15 @@ class Conv2D(ActivatedLayer):
         name: str | None = None,
     ) -> None:
         super().__init__(activation, name=name)
-        for argument, value in (("in_channels", in_channels), ("filters", filters)):
-            if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1:
-                raise ConfigError(invalid(f"Conv2D.{argument}", "a positive int", repr(value)))
-        if padding not in PADDINGS:
-            raise ConfigError(invalid("Conv2D.padding", "'valid' or 'same'", repr(padding)))
-        self.in_channels = int(in_channels)
-        self.filters = int(filters)
-        self.kernel_size = as_pair(kernel_size, "kernel_size", "Conv2D")
-        self.stride = as_pair(stride, "stride", "Conv2D")
+        self.in_channels = in_channels
+        self.filters = filters
+        self.kernel_size: tuple[int, int] = kernel_size  # type: ignore[assignment]
+        self.stride: tuple[int, int] = stride  # type: ignore[assignment]
         self.padding = padding
         self.weight_init = weight_init
         self._initializer = initializers.get(weight_init)
         self.regularizers = regularizers_for(weight_l1, weight_l2, bias_l1, bias_l2)
+        self._cache: ConvolutionCache | None = None  # made by a training forward
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -175,20 +169,12 @@ class Conv2D(ActivatedLayer):
     def input_shape(self) -> Shape:
         return (None, None, self.in_channels)
 
-    def _geometry(self, height: int, width: int) -> tuple[tuple[int, int, int], ...]:
-        """Per axis (output size, pad before, pad after); a ShapeError if the kernel is
+    def _geometry(self, height: int, width: int) -> PaddedGeometry:
+        """How an H×W input is padded and the output size; a ShapeError if the kernel is
         larger than the padded input."""
-        geometry = tuple(
-            output_size(size, kernel, stride, self.padding)
-            for size, kernel, stride in zip(
-                (height, width), self.kernel_size, self.stride, strict=True
-            )
-        )
-        if any(out < 1 for out, _, _ in geometry):
-            padded = tuple(
-                size + before + after
-                for size, (_, before, after) in zip((height, width), geometry, strict=True)
-            )
+        geometry = padded_geometry((height, width), self.kernel_size, self.stride, self.padding)
+        if min(geometry.output) < 1:
+            padded = geometry.padded_size
             raise ShapeError(
                 f"{self.describe()}: the {self.kernel_size[0]}×{self.kernel_size[1]} kernel is "
                 f"larger than the {padded[0]}×{padded[1]} padded input (inputs of shape "
@@ -201,8 +187,7 @@ class Conv2D(ActivatedLayer):
         height, width, _ = input_shape
         if height is None or width is None:
             return (None, None, self.filters)
-        (out_h, _, _), (out_w, _, _) = self._geometry(height, width)
-        return (out_h, out_w, self.filters)
+        return (*self._geometry(height, width).output, self.filters)
 
     def _check(self, inputs: Array) -> None:
         if inputs.ndim != 4 or inputs.shape[-1] != self.in_channels:
@@ -214,111 +199,60 @@ class Conv2D(ActivatedLayer):
             )
 
     # -- forward / backward ------------------------------------------------------------------
-    def linear_forward(self, inputs: Array) -> Array:
-        padded, (out_h, out_w) = self.pad(inputs)
-        z = self.convolve(padded, (out_h, out_w))
-        return z.reshape(len(inputs), out_h, out_w, self.filters)
+    def linear_forward(self, inputs: Array, *, training: bool = False) -> Array:
+        """S = cols · K + b in NHWC; ``training`` keeps the :class:`ConvolutionCache` for
+        backward (inference keeps nothing: cols is the step's largest array)."""
+        self._cache = None  # the last pass's cols go first: the new ones reuse their memory
+        cache = self.unfold(inputs)
+        z = np.matmul(cache.cols, self.kernel_matrix())
+        if training:
+            self._cache = cache
+        return z.reshape(cache.batch, *cache.out, self.filters)
 
-    def pad(self, inputs: Array) -> tuple[Array, tuple[int, int]]:
-        """Check an NHWC batch and pad it; returns it with the output size (out_h, out_w)."""
+    def unfold(self, inputs: Array, *, pool: tuple[int, int] | None = None) -> ConvolutionCache:
+        """Check an NHWC batch, pad it and copy its windows into ``cols``: in image order,
+        or (``pool`` = (ph, pw)) in pool order for a max pooling with stride = pool size,
+        only the output pixels it reads (``lamina.layers._im2col``). Keeps nothing."""
         self._check(inputs)
-        _, height, width, _ = inputs.shape
-        (out_h, top, bottom), (out_w, left, right) = self._geometry(height, width)
-        if top or bottom or left or right:
-            inputs = np.pad(inputs, ((0, 0), (top, bottom), (left, right), (0, 0)))
-        self._input_geometry = (inputs.shape, (top, left), (height, width))
-        return inputs, (out_h, out_w)
-
-    def convolve(
-        self, padded: Array, out: tuple[int, int], pool: tuple[int, int] | None = None
-    ) -> Array:
-        """S at the first out_h × out_w output pixels, as a (rows, F) matrix, rows in the
-        order of ``im2col``."""
-        return np.matmul(self.im2col(padded, out, pool), self.kernel_matrix())
+        batch, height, width, _ = inputs.shape
+        geometry = self._geometry(height, width)
+        padded = pad(inputs, geometry)
+        if pool is None:
+            out = geometry.output
+            cols = im2col(padded, self.kernel_size, self.stride, out)
+        else:
+            pooled = (geometry.output[0] // pool[0], geometry.output[1] // pool[1])
+            out = (pooled[0] * pool[0], pooled[1] * pool[1])
+            cols = im2col_pool_order(padded, self.kernel_size, self.stride, pooled, pool)
+        return ConvolutionCache(cols, geometry, batch, out, pool)
 
     def kernel_matrix(self) -> Array:
-        """K reshaped to (kh·kw·C, F) with the biases as a last row (see ``im2col``)."""
-        window = self.kernel_size[0] * self.kernel_size[1] * self.in_channels
-        weights = self.params["weights"].reshape(window, self.filters)
-        return np.concatenate([weights, self.params["biases"][None]])
-
-    def im2col(
-        self, padded: Array, out: tuple[int, int], pool: tuple[int, int] | None = None
-    ) -> Array:
-        """The windows of the first out_h × out_w output pixels, one per row, kept for
-        backward.
-
-        Rows in image order (n, i, j); or, with ``pool`` = (ph, pw) dividing ``out``, in
-        *pool order* (a, b, n, i, j) for the pixel (ph·i + a, pw·j + b): one block per
-        position (a, b) inside the pooling window (``lamina.engine.fusion``).
-
-        Each row holds a window's kh·kw·C values, then a 1 that multiplies the bias row of
-        ``kernel_matrix`` — the bias add and ∂L/∂b ride along in the matmuls.
-        """
-        n = len(padded)
-        kh, kw = self.kernel_size
-        window = kh * kw * self.in_channels
-        grids = window_grids(self.stride, out, pool)
-        rows = n * out[0] * out[1]
-        if self.in_channels >= FEW_CHANNELS:  # row-major: a window's kw·C values are a run
-            cols = np.empty((rows, window + 1), dtype=padded.dtype)
-        else:  # column-major: each column one run (W2's first convolution: 0.3 vs 0.8 ms)
-            cols = np.empty((window + 1, rows), dtype=padded.dtype).T
-        cols[:, window] = 1
-        for grid, block in zip(grids, np.split(cols[:, :window], len(grids)), strict=True):
-            if self.in_channels >= FEW_CHANNELS:
-                windows = block.reshape(n, *grid.shape, kh, kw, self.in_channels)
-                origin = padded[:, grid.rows[0] :, grid.columns[0] :]
-                steps = (grid.rows[1], grid.columns[1])
-                np.copyto(windows, strided_windows(origin, self.kernel_size, steps, grid.shape))
-                continue
-            for (m, k), rows_read, columns_read in grid.offsets(self.kernel_size):
-                for c in range(self.in_channels):
-                    column = block[:, (m * kw + k) * self.in_channels + c]
-                    column.reshape(n, *grid.shape)[...] = padded[:, rows_read, columns_read, c]
-        self._cols, self._layout = cols, (out, pool)
-        return cols
+        """K reshaped to (kh·kw·C, F) with the biases as a last row (S = cols · K)."""
+        return kernel_matrix(self.params["weights"], self.params["biases"])
 
     def backward_linear(self, dz: Array) -> Array | None:
-        """From ∂L/∂S in the order ``convolve`` produced it (any shape ending in F)."""
+        """From ∂L/∂S in the order ``linear_forward`` produced it (any shape ending in F)."""
+        if self._cache is None:
+            raise backward_needs_training(self.describe())
+        return self.backward_from(self._cache, dz)
+
+    def backward_from(self, cache: ConvolutionCache, dz: Array) -> Array | None:
+        """Fill ``grads`` (L1/L2 included) and return ∂L/∂I, from ∂L/∂S in the row order of
+        ``cache`` (any shape ending in F), the forward's :class:`ConvolutionCache`."""
         grads = self.gradient_buffers()
         delta = dz.reshape(-1, self.filters)
-        kernel_grad = np.matmul(self._cols.T, delta)  # (kh·kw·C + 1, F): ∂L/∂K, then ∂L/∂b
+        kernel_grad = np.matmul(cache.cols.T, delta)  # (kh·kw·C + 1, F): ∂L/∂K, then ∂L/∂b
         grads["weights"].reshape(-1, self.filters)[...] = kernel_grad[:-1]
         grads["biases"][...] = kernel_grad[-1]
         self.add_regularization_gradients()
         if not self.input_grad:
             return None
-        return self._col2im(delta)
-
-    def _col2im(self, delta: Array) -> Array:
-        """∂L/∂I: each window's gradient row δ·Kᵀ added back onto the pixels it came from.
-
-        Done per kernel offset (m, n): the (rows, C) block δ·K(m, n)ᵀ is one matmul into a
-        reused buffer, then one strided add onto the input pixels at offset (m, n) of every
-        window. Same sums as one big δ·Kᵀ followed by the scatter, but the adds read a
-        contiguous block: 4.1 ms instead of 7.4 ms for W2's second convolution. Rows in pool
-        order are put back in image order first (0.1 ms), so that each add moves runs of
-        out_w·C values, not C (0.9 instead of 1.6 ms there).
-        """
-        padded_shape, (top, left), (height, width) = self._input_geometry
-        (out_h, out_w), pool = self._layout
-        n = padded_shape[0]
-        if pool is not None:
-            (ph, pw), channels = pool, self.filters
-            pooled = delta.reshape(ph, pw, n, out_h // ph, out_w // pw, channels)
-            delta = np.ascontiguousarray(pooled.transpose(2, 3, 0, 4, 1, 5))
-            delta = delta.reshape(-1, channels)
-        (grid,) = window_grids(self.stride, (out_h, out_w), None)
-        weights = self.params["weights"]
-        dx = np.zeros(padded_shape, dtype=delta.dtype)
-        block = np.empty((len(delta), self.in_channels), dtype=delta.dtype)
-        for (m, k), rows, columns in grid.offsets(self.kernel_size):
-            np.matmul(delta, weights[m, k].T, out=block)
-            dx[:, rows, columns] += block.reshape(n, out_h, out_w, self.in_channels)
-        if dx.shape[1:3] != (height, width):
-            dx = dx[:, top : top + height, left : left + width]
-        return dx
+        if cache.pool is not None:  # col2im's adds move longer runs in image order
+            pooled = (cache.out[0] // cache.pool[0], cache.out[1] // cache.pool[1])
+            delta = pool_to_image_order(delta, cache.batch, pooled, cache.pool)
+        padded_shape = (cache.batch, *cache.geometry.padded_size, self.in_channels)
+        dx = col2im(delta, self.params["weights"], self.stride, cache.out, padded_shape)
+        return crop(dx, cache.geometry)
 
     def get_config(self) -> dict[str, Any]:
         return {

@@ -7,9 +7,12 @@ from typing import Any
 import numpy as np
 
 from lamina import initializers
-from lamina.errors import ConfigError, invalid
+from lamina._params import Interval, checked, rule
 from lamina.layers.activated import ActivatedLayer, with_activation_built
 from lamina.layers.base import LAYERS, Array, Layer, Shape, new_tensor, regularizers_for
+from lamina.regularizers import STRENGTH
+
+SIZE = rule(Interval(int, 1), fix="pass the layer sizes, e.g. Dense(784, 128)")
 
 
 @LAYERS.register("dense")
@@ -32,6 +35,15 @@ class Dense(ActivatedLayer):
         inputs (batch, n_inputs) -> outputs (batch, n_neurons)
     """
 
+    @checked(
+        n_inputs=SIZE,
+        n_neurons=SIZE,
+        weight_init=initializers.WEIGHT_INIT,
+        weight_l1=STRENGTH,
+        weight_l2=STRENGTH,
+        bias_l1=STRENGTH,
+        bias_l2=STRENGTH,
+    )
     def __init__(
         self,
         n_inputs: int,
@@ -46,18 +58,8 @@ class Dense(ActivatedLayer):
         name: str | None = None,
     ) -> None:
         super().__init__(activation, name=name)
-        for argument, value in (("n_inputs", n_inputs), ("n_neurons", n_neurons)):
-            if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1:
-                raise ConfigError(
-                    invalid(
-                        f"Dense.{argument}",
-                        "a positive int",
-                        repr(value),
-                        "pass the layer sizes, e.g. Dense(784, 128)",
-                    )
-                )
-        self.n_inputs = int(n_inputs)
-        self.n_neurons = int(n_neurons)
+        self.n_inputs = n_inputs
+        self.n_neurons = n_neurons
         self.weight_init = weight_init
         self._initializer = initializers.get(weight_init)
         self.regularizers = regularizers_for(weight_l1, weight_l2, bias_l1, bias_l2)
@@ -80,8 +82,8 @@ class Dense(ActivatedLayer):
     def output_shape(self, input_shape: Shape) -> Shape:
         return (self.n_neurons,)
 
-    def linear_forward(self, inputs: Array) -> Array:
-        self._inputs = inputs  # X, needed for ∂L/∂W
+    def linear_forward(self, inputs: Array, *, training: bool = False) -> Array:
+        self._inputs = inputs  # X, needed for ∂L/∂W (a reference: free to keep)
         z = np.matmul(inputs, self.params["weights"])
         z += self.params["biases"]
         return z

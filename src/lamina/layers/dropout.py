@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from lamina.errors import ConfigError, invalid
+from lamina._params import Interval, checked, rule
 from lamina.layers.base import LAYERS, Array, Layer
 
 
@@ -14,9 +14,9 @@ from lamina.layers.base import LAYERS, Array, Layer
 class Dropout(Layer):
     r"""Inverted dropout: ``z = x ⊙ r / (1 − p)`` with ``rᵢ ~ Bernoulli(1 − p)`` in training.
 
-    ``rate`` is p, the fraction of units *dropped* (DESIGN §9: the notes sometimes call the
-    keep probability p). Kept units are scaled by 1/(1 − p) so the expected sum is unchanged,
-    and at inference the layer is the identity (notes §3.5.3).
+    ``rate`` is p, the fraction of units *dropped* (docs/formulas.md §21: the notes sometimes
+    call the keep probability p). Kept units are scaled by 1/(1 − p) so the expected sum is
+    unchanged, and at inference the layer is the identity (notes §3.5.3).
 
     Backward (notes §1.6): ``∂L/∂x = δ ⊙ r / (1 − p)``.
 
@@ -24,18 +24,15 @@ class Dropout(Layer):
         rate: fraction dropped, in [0, 1).
     """
 
+    @checked(
+        rate=rule(
+            Interval(float, 0, 1, closed="left"),
+            fix="pass the fraction of units to drop, e.g. Dropout(0.1)",
+        )
+    )
     def __init__(self, rate: float, *, name: str | None = None) -> None:
         super().__init__(name=name)
-        if not (isinstance(rate, int | float) and not isinstance(rate, bool) and 0 <= rate < 1):
-            raise ConfigError(
-                invalid(
-                    "Dropout.rate",
-                    "a float in [0, 1)",
-                    repr(rate),
-                    "pass the fraction of units to drop, e.g. Dropout(0.1)",
-                )
-            )
-        self.rate = float(rate)
+        self.rate = rate
 
     def forward(self, inputs: Array, *, training: bool = False) -> Array:
         if not training or self.rate == 0:

@@ -6,7 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from lamina.errors import ConfigError, ShapeError, invalid
+from lamina._params import Interval, checked, rule
+from lamina.errors import ShapeError
 from lamina.layers.base import LAYERS, Array, Layer, Shape, format_shape, new_tensor
 
 
@@ -14,8 +15,8 @@ from lamina.layers.base import LAYERS, Array, Layer, Shape, format_shape, new_te
 class BatchNorm(Layer):
     r"""Batch normalization over the last axis: features of (N, F) rows, or channels of NHWC.
 
-    Training (notes §1.11, with DESIGN §9's fix: divide by √(σ² + ε), not by σ²), over the
-    m = N (or N·H·W) values of each feature:
+    Training (notes §1.11, corrected: divide by √(σ² + ε), not by σ²; docs/formulas.md §21),
+    over the m = N (or N·H·W) values of each feature:
 
         μ = (1/m) Σ x      σ² = (1/m) Σ (x − μ)²      x̂ = (x − μ)/√(σ² + ε)
         y = γ x̂ + β
@@ -43,6 +44,14 @@ class BatchNorm(Layer):
 
     fresh_output = True
 
+    @checked(
+        n_features=rule(Interval(int, 1), fix="pass the size of the last axis, e.g. BatchNorm(64)"),
+        momentum=rule(
+            Interval(float, 0, 1, closed="left"),
+            fix="use 0.9 (Keras) — PyTorch's 0.1 means the same",
+        ),
+        epsilon=Interval(float, 0, closed="neither"),
+    )
     def __init__(
         self,
         n_features: int,
@@ -52,26 +61,9 @@ class BatchNorm(Layer):
         name: str | None = None,
     ) -> None:
         super().__init__(name=name)
-        if (
-            not isinstance(n_features, int | np.integer)
-            or isinstance(n_features, bool)
-            or n_features < 1
-        ):
-            raise ConfigError(invalid("BatchNorm.n_features", "a positive int", repr(n_features)))
-        if not (isinstance(momentum, int | float) and 0 <= momentum < 1):
-            raise ConfigError(
-                invalid(
-                    "BatchNorm.momentum",
-                    "a float in [0, 1)",
-                    repr(momentum),
-                    "use 0.9 (Keras) — PyTorch's 0.1 means the same",
-                )
-            )
-        if not (isinstance(epsilon, int | float) and epsilon > 0):
-            raise ConfigError(invalid("BatchNorm.epsilon", "a float > 0", repr(epsilon)))
-        self.n_features = int(n_features)
-        self.momentum = float(momentum)
-        self.epsilon = float(epsilon)
+        self.n_features = n_features
+        self.momentum = momentum
+        self.epsilon = epsilon
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

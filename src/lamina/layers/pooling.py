@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from lamina._params import checked
 from lamina.errors import ShapeError
-from lamina.layers.base import LAYERS, Array, Layer, Shape, as_pair, format_shape
+from lamina.layers.base import LAYERS, Array, Layer, Shape, format_shape, size_pair
+from lamina.layers.conv import backward_needs_training
 
 
 class Pooling2D(Layer):
@@ -19,6 +22,7 @@ class Pooling2D(Layer):
 
     fresh_output = True
 
+    @checked(pool_size=size_pair("pool_size"), stride=size_pair("stride", optional=True))
     def __init__(
         self,
         pool_size: int | tuple[int, int] = 2,
@@ -27,9 +31,8 @@ class Pooling2D(Layer):
         name: str | None = None,
     ) -> None:
         super().__init__(name=name)
-        kind = type(self).__name__
-        self.pool_size = as_pair(pool_size, "pool_size", kind)
-        self.stride = self.pool_size if stride is None else as_pair(stride, "stride", kind)
+        self.pool_size: tuple[int, int] = pool_size  # type: ignore[assignment]
+        self.stride: tuple[int, int] = self.pool_size if stride is None else stride  # type: ignore[assignment]
 
     def output_shape(self, input_shape: Shape) -> Shape:
         if len(input_shape) != 3:
@@ -57,11 +60,10 @@ class Pooling2D(Layer):
         )
 
     def _geometry(self, inputs: Array) -> tuple[int, int]:
+        """The pooled size of an NHWC batch; a ShapeError for any other array."""
         if inputs.ndim != 4:
             raise ShapeError(self._shape_message(f"an array of shape {inputs.shape}"))
-        out = self.pooled_size(*inputs.shape[1:3])
-        self._input_shape = inputs.shape
-        return out
+        return self.pooled_size(*inputs.shape[1:3])
 
     def _sub_grids(self, x: Array, out: tuple[int, int]) -> list[Array]:
         """The ph·pw strided views of ``x`` (input-shaped), one per offset (m, n) in the
@@ -78,12 +80,13 @@ class Pooling2D(Layer):
             for k in range(pw)
         ]
 
-    def _gradient_buffer(self, dtype: np.dtype) -> tuple[Array, bool]:
-        """(∂L/∂inputs to fill, whether windows overlap and their gradients must add up)."""
+    def _gradient_buffer(self, shape: tuple[int, ...], dtype: np.dtype) -> tuple[Array, bool]:
+        """(∂L/∂inputs of ``shape`` to fill, whether windows overlap and their gradients must
+        add up)."""
         overlapping = self.stride[0] < self.pool_size[0] or self.stride[1] < self.pool_size[1]
         # every pixel is written when the windows tile the input; otherwise start from 0
-        fill = np.empty if self._tiles(self._input_shape) else np.zeros
-        return fill(self._input_shape, dtype), overlapping
+        fill = np.empty if self._tiles(shape) else np.zeros
+        return fill(shape, dtype), overlapping
 
     def _tiles(self, shape: tuple[int, ...]) -> bool:
         """Whether the windows tile the input exactly: stride = pool size, sizes divisible."""
@@ -98,6 +101,15 @@ class Pooling2D(Layer):
         }
 
 
+@dataclass(frozen=True)
+class MaxPoolCache:
+    """What MaxPool2D's backward needs from a training forward: the input shape and, per
+    sub-grid after the first, where it took over the maximum (``running_maximum``)."""
+
+    input_shape: tuple[int, ...]
+    took_over: list[Array]
+
+
 @LAYERS.register("max_pool2d")
 class MaxPool2D(Pooling2D):
     r"""Max pooling: ``P(i, j, c) = max_{m,n} I(i·s + m, j·s + n, c)`` (notes §1.11).
@@ -110,6 +122,9 @@ class MaxPool2D(Pooling2D):
     over. In backward the last sub-grid that took over a window owns its gradient. (The
     obvious ``blocks.max(axis=(2, 4))`` and an int8 argmax were 7× and 8× slower here.)
 
+    A training forward keeps those marks for backward (a :class:`MaxPoolCache`); an
+    inference forward keeps nothing, and a backward after it raises.
+
     Args:
         pool_size: window ph×pw, an int or a (height, width) pair.
         stride: step between windows; default ``pool_size`` (non-overlapping).
@@ -117,21 +132,22 @@ class MaxPool2D(Pooling2D):
         inputs (batch, H, W, C) -> outputs (batch, ⌊(H − ph)/sh⌋ + 1, ⌊(W − pw)/sw⌋ + 1, C)
     """
 
+    _cache: MaxPoolCache | None = None  # made by a training forward, read by backward
+
     def forward(self, inputs: Array, *, training: bool = False) -> Array:
         out = self._geometry(inputs)
-        self._inputs = inputs
-        # which windows each sub-grid takes over: recorded in training; after an inference
-        # pass, backward recomputes it from the inputs
-        maximum, self._took_over = running_maximum(self._sub_grids(inputs, out), training)
+        # which windows each sub-grid takes over: recorded in training only
+        maximum, took_over = running_maximum(self._sub_grids(inputs, out), training)
+        self._cache = None if took_over is None else MaxPoolCache(inputs.shape, took_over)
         return maximum
 
     def backward(self, dvalues: Array) -> Array:
-        if self._took_over is None:
-            self.forward(self._inputs, training=True)
-        assert self._took_over is not None
-        dx, overlapping = self._gradient_buffer(dvalues.dtype)
+        cache = self._cache
+        if cache is None:
+            raise backward_needs_training(self.describe())
+        dx, overlapping = self._gradient_buffer(cache.input_shape, dvalues.dtype)
         grids = self._sub_grids(dx, dvalues.shape[1:3])
-        route_to_maxima(dvalues, self._took_over, grids, accumulate=overlapping)
+        route_to_maxima(dvalues, cache.took_over, grids, accumulate=overlapping)
         return dx
 
 
@@ -182,6 +198,7 @@ class AvgPool2D(Pooling2D):
 
     def forward(self, inputs: Array, *, training: bool = False) -> Array:
         out = self._geometry(inputs)
+        self._input_shape = inputs.shape  # all backward needs, as small in both modes
         grids = self._sub_grids(inputs, out)
         total = grids[0].copy()
         for grid in grids[1:]:
@@ -190,7 +207,7 @@ class AvgPool2D(Pooling2D):
         return total
 
     def backward(self, dvalues: Array) -> Array:
-        dx, overlapping = self._gradient_buffer(dvalues.dtype)
+        dx, overlapping = self._gradient_buffer(self._input_shape, dvalues.dtype)
         share = dvalues * (1.0 / (self.pool_size[0] * self.pool_size[1]))
         for grid in self._sub_grids(dx, dvalues.shape[1:3]):
             if overlapping:

@@ -17,23 +17,18 @@ sets", training once per set, to choose the best one.
 
 Where folds run: ``n_jobs=1`` in this process, ``n_jobs>1`` in a joblib (loky) process pool,
 ``backend="dask"`` on a ``dask.distributed`` cluster. Results do not depend on where a fold
-runs (DESIGN §1): each fold's model is seeded by :func:`fold_seed` from ``(seed, fold)`` —
+runs: each fold's model is seeded by :func:`fold_seed` from ``(seed, fold)`` —
 never from global state — and every fold, in-process ones included, runs with its BLAS
 pinned to :data:`BLAS_THREADS` thread by ``threadpoolctl`` (1 and 2 OpenBLAS threads give
 different bits). So ``n_jobs=1``, ``n_jobs=2`` and Dask give bit-identical per-fold metrics.
 """
 
-from lamina.model_selection.config_keys import (
-    apply_params,
-    parse_distributions,
-    parse_grid,
-    parse_value,
-    set_config_value,
-)
+from lamina.config.keys import apply_params, set_config_value
 from lamina.model_selection.cross_validation import cross_validate
+from lamina.model_selection.distributions import parse_distributions, parse_grid, parse_value
 from lamina.model_selection.folds import BLAS_THREADS, FoldResult, fold_seed
-from lamina.model_selection.results import CVResult
-from lamina.model_selection.search import GridSearch, RandomSearch, SearchResult, TrialResult
+from lamina.model_selection.results import CVResult, SearchResult, TrialResult
+from lamina.model_selection.search import GridSearch, RandomSearch
 from lamina.model_selection.splits import KFold, StratifiedKFold, train_test_split
 
 __all__ = [

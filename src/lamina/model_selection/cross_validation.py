@@ -9,17 +9,22 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from lamina import config as configs
+from lamina._params import Interval, Rule
 from lamina.errors import ConfigError, InputError, invalid
+from lamina.model_selection.executor import Executor
 from lamina.model_selection.folds import (
-    _check_picklable,
-    _config_spec,
-    _ConfigSpec,
-    _Executor,
-    _FoldTask,
+    ConfigSpec,
+    FoldTask,
+    check_picklable,
+    config_spec,
     fold_seed,
 )
 from lamina.model_selection.results import CVResult
-from lamina.model_selection.splits import Index, KFold, StratifiedKFold, _check_seed
+from lamina.model_selection.splits import Index, KFold, StratifiedKFold, check_seed
+
+EPOCHS = Rule([Interval(int, 1)], fix="pass epochs=10")
+BATCH_SIZE = Rule([Interval(int, 1)], fix="pass batch_size=32")
 
 
 def cross_validate(
@@ -78,16 +83,16 @@ def cross_validate(
             (a lambda or nested function with ``n_jobs > 1`` or Dask).
     """
     started = time.perf_counter()
-    executor = _Executor(n_jobs, backend, scheduler, verbose)
-    spec = _config_spec(build)
+    executor = Executor(n_jobs, backend, scheduler, verbose)
+    spec = config_spec(build)
     if spec is None and executor.name != "serial":
-        _check_picklable(build)
-    seed = _seed_or_random(seed)
-    epochs, batch_size, metric_names = _fit_overrides(epochs, batch_size, metrics)
-    X_data, y_data = _training_data(spec, X, y)
-    folds, splitter = _fold_indices(cv, X_data, y_data, seed, stratified)
+        check_picklable(build)
+    seed = seed_or_random(seed)
+    epochs, batch_size, metric_names = fit_overrides(epochs, batch_size, metrics)
+    X_data, y_data = training_data(spec, X, y)
+    folds, splitter = fold_indices(cv, X_data, y_data, seed, stratified)
     tasks = [
-        _FoldTask(
+        FoldTask(
             0,
             index,
             spec or build,
@@ -107,23 +112,20 @@ def cross_validate(
     )
 
 
-def _seed_or_random(seed: int | None) -> int:
-    if seed is None:
-        return int(np.random.SeedSequence().generate_state(1)[0])
-    checked = _check_seed(seed)
-    assert checked is not None
-    return checked
+def seed_or_random(seed: int | None) -> int:
+    """``seed`` checked, or one drawn from fresh entropy for None (a result records it)."""
+    checked = check_seed(seed)
+    return int(np.random.SeedSequence().generate_state(1)[0]) if checked is None else checked
 
 
-def _fit_overrides(
+def fit_overrides(
     epochs: int | None, batch_size: int | None, metrics: Sequence[str] | None
 ) -> tuple[int | None, int | None, tuple[str, ...] | None]:
-    from lamina.validation import positive_int
-
+    """``cross_validate``'s and a search's overrides of the fit arguments, checked."""
     if epochs is not None:
-        epochs = positive_int("epochs", epochs, 1, "epochs=10")
+        epochs = EPOCHS.check("", "epochs", epochs)
     if batch_size is not None:
-        batch_size = positive_int("batch_size", batch_size, 1, "batch_size=32")
+        batch_size = BATCH_SIZE.check("", "batch_size", batch_size)
     if metrics is not None and (
         isinstance(metrics, str) or not all(isinstance(m, str) for m in metrics)
     ):
@@ -133,12 +135,11 @@ def _fit_overrides(
     return epochs, batch_size, None if metrics is None else tuple(metrics)
 
 
-def _training_data(
-    spec: _ConfigSpec | None, X: ArrayLike | None, y: ArrayLike | None
+def training_data(
+    spec: ConfigSpec | None, X: ArrayLike | None, y: ArrayLike | None
 ) -> tuple[np.ndarray, np.ndarray]:
+    """(X, y) as arrays, or the training part of the config's data when both are None."""
     if X is None and y is None and spec is not None:
-        from lamina import config as configs
-
         data = configs.load_data(spec.run())
         return data.X_train, data.y_train
     if X is None or y is None:
@@ -153,9 +154,10 @@ def _training_data(
     return np.asarray(X), np.asarray(y)
 
 
-def _fold_indices(
+def fold_indices(
     cv: Any, X: np.ndarray, y: np.ndarray, seed: int, stratified: bool
 ) -> tuple[list[tuple[Index, Index]], str]:
+    """The (train, validation) indices of each fold, and the splitter's repr."""
     if hasattr(cv, "split"):
         splitter = cv
         pairs = cv.split(X, y)

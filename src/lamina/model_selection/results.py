@@ -1,7 +1,8 @@
-"""Cross-validation results as tables and CSV files."""
+"""The results of a cross-validation and of a search, as tables and CSV files."""
 
 from __future__ import annotations
 
+import copy
 import csv
 import math
 import os
@@ -130,4 +131,116 @@ class CVResult:
             _text_table(rows, columns),
         ]
         lines += [f"fold {fold.fold} failed: {fold.error}" for fold in self.folds if fold.error]
+        return "\n".join(lines)
+
+
+@dataclass
+class TrialResult:
+    """One set of hyper-parameters: its ``params``, the ``config`` they make, its ``cv``
+    (whose ``wall_time`` is the sum of its folds' times: they ran among other trials')."""
+
+    trial: int
+    params: dict[str, Any]
+    config: dict[str, Any]
+    cv: CVResult
+
+    @property
+    def status(self) -> str:
+        return self.cv.status
+
+    @property
+    def error(self) -> str:
+        return self.cv.error
+
+    @property
+    def mean(self) -> dict[str, float]:
+        return self.cv.mean
+
+    @property
+    def std(self) -> dict[str, float]:
+        return self.cv.std
+
+
+@dataclass
+class SearchResult:
+    """The trials of a search, best first (failed trials last): ``rows`` is the table as
+    dicts, ``str(result)`` as text, ``to_csv(path)`` as a file. ``best_params``,
+    ``best_config`` and ``best_score`` describe the best trial (None if every trial failed);
+    ``best_model`` is its model trained on all the data when the search had ``refit=True``.
+    """
+
+    trials: list[TrialResult]
+    metric: str
+    mode: str
+    param_names: list[str]
+    n_folds: int
+    backend: str
+    n_jobs: int
+    wall_time: float
+    best_model: Any = None
+
+    @property
+    def best(self) -> TrialResult | None:
+        return self.trials[0] if self.trials and self.trials[0].status == "ok" else None
+
+    @property
+    def best_params(self) -> dict[str, Any] | None:
+        return None if self.best is None else dict(self.best.params)
+
+    @property
+    def best_config(self) -> dict[str, Any] | None:
+        return None if self.best is None else copy.deepcopy(self.best.config)
+
+    @property
+    def best_score(self) -> float | None:
+        return None if self.best is None else self.best.mean[self.metric]
+
+    @property
+    def metric_names(self) -> list[str]:
+        names = (name for trial in self.trials for name in trial.mean)
+        return list(dict.fromkeys(names))
+
+    @property
+    def columns(self) -> list[str]:
+        stats = [f"{kind}_{name}" for name in self.metric_names for kind in ("mean", "std")]
+        return ["rank", "trial", *self.param_names, *stats, "fit_time", "status", "error"]
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        """One dict per trial, ranked: rank, trial, each parameter, mean_/std_ of each
+        metric, fit_time (mean seconds per fold), status ("ok"/"failed"), error."""
+        rows = []
+        for rank, trial in enumerate(self.trials, start=1):
+            row: dict[str, Any] = {"rank": rank, "trial": trial.trial, **trial.params}
+            for name in self.metric_names:
+                row[f"mean_{name}"] = trial.mean.get(name, math.nan)
+                row[f"std_{name}"] = trial.std.get(name, math.nan)
+            row["fit_time"] = float(np.mean(trial.cv.fit_times))
+            row["status"], row["error"] = trial.status, trial.error
+            rows.append(row)
+        return rows
+
+    def to_csv(self, path: str | os.PathLike[str]) -> Path:
+        """Write :attr:`rows` as CSV; returns the path."""
+        return _write_csv(path, self.rows, self.columns)
+
+    def __str__(self) -> str:
+        columns = [c for c in self.columns if c != "error"]
+        rows = [
+            {
+                **row,
+                **{name: repr(row[name]) for name in self.param_names},
+                "fit_time": f"{row['fit_time']:.2f}",
+            }
+            for row in self.rows
+        ]
+        header = (
+            f"{len(self.trials)} trial(s) × {self.n_folds} folds, ranked by {self.mode} "
+            f"mean {self.metric}; {self.backend} (n_jobs={self.n_jobs}), BLAS threads "
+            f"{BLAS_THREADS}, {self.wall_time:.1f} s"
+        )
+        lines = [header, _text_table(rows, columns)]
+        lines += [f"trial {t.trial} failed: {t.error}" for t in self.trials if t.status != "ok"]
+        if self.best is not None:
+            lines.append(f"best: {self.best_params} -> {self.metric} {self.best_score:.4f}")
         return "\n".join(lines)

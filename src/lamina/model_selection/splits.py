@@ -9,9 +9,14 @@ from collections.abc import Iterator, Sized
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from lamina._params import Flag, Interval, Rule
 from lamina.errors import ConfigError, InputError, invalid
 
 Index = NDArray[np.int64]
+
+SEED = Rule([Interval(int, 0), None], fix="pass e.g. seed=0")
+SHUFFLE = Rule([Flag()], fix="pass shuffle=True")
+N_SPLITS = Rule([Interval(int, 2)], fix="pass e.g. n_splits=5 (the number of folds k)")
 
 
 def train_test_split(
@@ -72,8 +77,8 @@ def train_test_split(
         raise InputError(
             invalid("arrays", "at least 2 samples to split", f"{n} sample(s)", "pass more data")
         )
-    shuffle = _check_bool("shuffle", shuffle)
-    seed = _check_seed(seed)
+    shuffle = SHUFFLE.check("", "shuffle", shuffle)
+    seed = check_seed(seed)
     n_test = _test_count(test_size, n)
     rng = np.random.default_rng(seed)
 
@@ -172,18 +177,9 @@ class _BaseKFold:
     """Shared arguments and output of the k-fold splitters (notes §1.5)."""
 
     def __init__(self, n_splits: int = 5, shuffle: bool = False, seed: int | None = None) -> None:
-        if isinstance(n_splits, bool) or not isinstance(n_splits, int | np.integer) or n_splits < 2:
-            raise ConfigError(
-                invalid(
-                    "n_splits",
-                    "an int ≥ 2 (the number of folds k)",
-                    repr(n_splits),
-                    "pass e.g. n_splits=5",
-                )
-            )
-        self.n_splits = int(n_splits)
-        self.shuffle = _check_bool("shuffle", shuffle)
-        self.seed = _check_seed(seed)
+        self.n_splits: int = N_SPLITS.check("", "n_splits", n_splits)
+        self.shuffle: bool = SHUFFLE.check("", "shuffle", shuffle)
+        self.seed = check_seed(seed)
         if self.seed is not None and not self.shuffle:
             raise ConfigError(
                 invalid(
@@ -387,17 +383,7 @@ def _class_codes(labels: ArrayLike, n: int, argument: str) -> tuple[Index, Index
     )
 
 
-def _check_bool(argument: str, value: object) -> bool:
-    if not isinstance(value, bool | np.bool_):
-        raise ConfigError(invalid(argument, "True or False", repr(value), f"pass {argument}=True"))
-    return bool(value)
-
-
-def _check_seed(seed: object) -> int | None:
-    if seed is None:
-        return None
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise ConfigError(
-            invalid("seed", "a non-negative int or None", repr(seed), "pass e.g. seed=0")
-        )
-    return int(seed)
+def check_seed(seed: object) -> int | None:
+    """``seed`` as an int ≥ 0, or None for fresh entropy; else a ConfigError."""
+    checked: int | None = SEED.check("", "seed", seed)
+    return checked

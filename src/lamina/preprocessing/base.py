@@ -18,7 +18,7 @@ TRANSFORMERS: Registry[type[Transformer]] = Registry("transformer")
 
 # Rows per chunk hold about this many values, so float64 statistics of a uint8/float32 set
 # never need a float64 copy of the whole set (60,000 × 784 would be 376 MB).
-_CHUNK_VALUES = 1 << 20
+CHUNK_VALUES = 1 << 20
 
 
 class Transformer:
@@ -33,7 +33,7 @@ class Transformer:
 
     def fit(self, X: ArrayLike, y: ArrayLike | None = None) -> Self:
         """Learn from the training data ``X`` (``y`` is accepted and ignored); returns self."""
-        _check_array(X, self, "fit")
+        check_array(X, self, "fit")
         return self
 
     def transform(self, X: ArrayLike) -> Array:
@@ -127,7 +127,7 @@ class Transformer:
 
 
 # -- input checks -------------------------------------------------------------------------
-def _check_array(X: ArrayLike, who: Transformer | str, method: str, finite: bool = False) -> Array:
+def check_array(X: ArrayLike, who: Transformer | str, method: str, finite: bool = False) -> Array:
     """``X`` as a numeric array with a batch axis and at least one sample.
 
     ``finite`` (used by ``fit``): also reject NaN/inf, naming how many and the first index.
@@ -169,7 +169,7 @@ def _check_array(X: ArrayLike, who: Transformer | str, method: str, finite: bool
     return X
 
 
-def _check_features(X: Array, expected: tuple[int, ...], who: Transformer) -> None:
+def check_features(X: Array, expected: tuple[int, ...], who: Transformer) -> None:
     """ShapeError unless each sample of ``X`` has the shape seen by ``fit``."""
     if X.shape[1:] != expected:
         name = type(who).__name__
@@ -188,15 +188,9 @@ def _batch_shape(sample_shape: tuple[int, ...]) -> str:
     return "(" + ", ".join(["batch", *map(str, sample_shape)]) + ")"
 
 
-def _float_dtype(X: Array) -> np.dtype:
+def float_dtype(X: Array) -> np.dtype:
     """The output dtype of a computing transformer: X's float dtype, else float32."""
     return X.dtype if X.dtype.kind == "f" else np.dtype(np.float32)
-
-
-def _check_flag(value: object, argument: str) -> bool:
-    if not isinstance(value, bool | np.bool_):
-        raise ConfigError(invalid(argument, "True or False", repr(value)))
-    return bool(value)
 
 
 # -- scaling (notes §1.5, §1.9 "Scaling") -------------------------------------------------

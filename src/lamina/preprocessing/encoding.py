@@ -7,11 +7,12 @@ from typing import Any, ClassVar, Self
 import numpy as np
 from numpy.typing import ArrayLike
 
-from lamina.errors import ConfigError, InputError, ShapeError, invalid
+from lamina._params import Interval, checked, rule
+from lamina.errors import InputError, ShapeError, invalid
 from lamina.preprocessing.base import (
     TRANSFORMERS,
     Transformer,
-    _check_array,
+    check_array,
 )
 
 Array = np.ndarray
@@ -37,20 +38,16 @@ class OneHotEncoder(Transformer):
 
     learned: ClassVar[dict[str, np.dtype]] = {"classes_": np.dtype(np.int64)}
 
+    @checked(
+        n_classes=rule(
+            Interval(int, 1),
+            None,
+            fix="pass the number of classes as a positive int, or None to learn the classes "
+            "from the labels",
+        )
+    )
     def __init__(self, n_classes: int | None = None) -> None:
-        if n_classes is not None and (
-            not isinstance(n_classes, int | np.integer)
-            or isinstance(n_classes, bool)
-            or n_classes < 1
-        ):
-            raise ConfigError(
-                invalid(
-                    "OneHotEncoder.n_classes",
-                    "a positive int or None (learn the classes from the labels)",
-                    repr(n_classes),
-                )
-            )
-        self.n_classes = None if n_classes is None else int(n_classes)
+        self.n_classes = n_classes
         self.classes_: Array | None = None
         self._load_state({})
 
@@ -79,7 +76,7 @@ class OneHotEncoder(Transformer):
     def inverse_transform(self, X: ArrayLike) -> Array:
         """One-hot rows or confidences (N, K) → labels (N,): ``classes_[argmax]``."""
         self._check_fitted()
-        Y = _check_array(X, self, "inverse_transform")
+        Y = check_array(X, self, "inverse_transform")
         assert self.classes_ is not None
         if Y.ndim != 2 or Y.shape[1] != len(self.classes_):
             raise ShapeError(
@@ -125,7 +122,7 @@ class OneHotEncoder(Transformer):
 
 def _check_labels(X: ArrayLike, who: Transformer | str, method: str) -> Array:
     """Class labels as an int64 (N,) array; whole-number floats are accepted."""
-    labels = _check_array(X, who, method, finite=True)
+    labels = check_array(X, who, method, finite=True)
     where = f"{who if isinstance(who, str) else type(who).__name__}.{method}"
     if labels.ndim != 1:
         raise ShapeError(

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from lamina.errors import ConfigError, ShapeError, invalid
+from lamina._params import Interval, Pair, checked, rule
+from lamina.errors import ShapeError, invalid
 from lamina.preprocessing.base import (
     TRANSFORMERS,
     Transformer,
-    _check_array,
-    _float_dtype,
+    check_array,
+    float_dtype,
 )
 
 Array = np.ndarray
@@ -27,7 +27,7 @@ class Flatten(Transformer):
     """
 
     def transform(self, X: ArrayLike) -> Array:
-        X = _check_array(X, self, "transform")
+        X = check_array(X, self, "transform")
         return X.reshape(len(X), -1)
 
 
@@ -48,7 +48,7 @@ class Grayscale(Transformer):
     weights = np.array([0.299, 0.587, 0.114])
 
     def transform(self, X: ArrayLike) -> Array:
-        X = _check_array(X, self, "transform")
+        X = check_array(X, self, "transform")
         if X.ndim != 4 or X.shape[3] not in (1, 3, 4):
             raise ShapeError(
                 "Grayscale.transform: "
@@ -61,7 +61,7 @@ class Grayscale(Transformer):
                     else "pass channels-last images",
                 )
             )
-        dtype = _float_dtype(X)
+        dtype = float_dtype(X)
         if X.shape[3] == 1:
             return X.astype(dtype, copy=False)
         luma = X[..., :3].astype(dtype, copy=False) @ self.weights.astype(dtype)
@@ -93,29 +93,18 @@ class Resize(Transformer):
         the size already matches, X is returned as is (cast if needed).
     """
 
-    def __init__(self, size: int | Sequence[int] = (28, 28)) -> None:
-        pair = (size, size) if isinstance(size, int | np.integer) else tuple(size)
-        if len(pair) != 2 or not all(
-            isinstance(v, int | np.integer) and not isinstance(v, bool) and v >= 1 for v in pair
-        ):
-            raise ConfigError(
-                invalid(
-                    "Resize.size",
-                    "a (height, width) pair of positive ints, or one positive int",
-                    repr(size),
-                    "use e.g. size=(28, 28)",
-                )
-            )
-        self.size = (int(pair[0]), int(pair[1]))
+    @checked(size=rule(Pair(Interval(int, 1)), fix="pass positive ints, e.g. size=(28, 28)"))
+    def __init__(self, size: int | tuple[int, int] = (28, 28)) -> None:
+        self.size: tuple[int, int] = size  # type: ignore[assignment]  # a pair by now
 
     def transform(self, X: ArrayLike) -> Array:
-        X = _check_array(X, self, "transform")
+        X = check_array(X, self, "transform")
         if X.ndim not in (3, 4):
             raise ShapeError(
                 "Resize.transform: "
                 + invalid("X", "images of shape (N, H, W, C) or (N, H, W)", f"shape {X.shape}")
             )
-        dtype = _float_dtype(X)
+        dtype = float_dtype(X)
         out = X.astype(dtype, copy=False)
         n, height, width = X.shape[:3]
         channels = X.shape[3:]

@@ -8,6 +8,7 @@ from typing import Any, Self
 import numpy as np
 from numpy.typing import ArrayLike
 
+from lamina._params import Instance, checked
 from lamina.errors import ConfigError, InputError, invalid
 from lamina.preprocessing.base import (
     TRANSFORMERS,
@@ -28,11 +29,8 @@ class Pipeline(Transformer):
         steps: transformers, or their specs ``{"class": name, "config": {...}}``.
     """
 
+    @checked(steps=Instance((list, tuple), "a list of transformers"))
     def __init__(self, steps: Sequence[Transformer | dict[str, Any]]) -> None:
-        if isinstance(steps, str | bytes | Mapping) or not isinstance(steps, Sequence):
-            raise ConfigError(
-                invalid("Pipeline.steps", "a list of transformers", type(steps).__name__)
-            )
         self.steps: list[Transformer] = []
         for index, step in enumerate(steps):
             if isinstance(step, dict):

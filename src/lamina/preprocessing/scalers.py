@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any, ClassVar, Self
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from lamina.errors import ConfigError, invalid
+from lamina._params import Bounds, Flag, Interval, checked, rule
 from lamina.preprocessing.base import (
-    _CHUNK_VALUES,
+    CHUNK_VALUES,
     TRANSFORMERS,
     Transformer,
-    _check_array,
-    _check_features,
-    _check_flag,
-    _float_dtype,
+    check_array,
+    check_features,
+    float_dtype,
 )
 
 Array = np.ndarray
@@ -49,28 +47,20 @@ class MinMaxScaler(Transformer):
         "data_max_": np.dtype(np.float64),
     }
 
-    def __init__(self, feature_range: Sequence[float] = (-1, 1), per_feature: bool = True) -> None:
-        pair = tuple(feature_range) if isinstance(feature_range, Sequence) else ()
-        if not (
-            len(pair) == 2
-            and all(isinstance(v, int | float) and np.isfinite(v) for v in pair)
-            and pair[0] < pair[1]
-        ):
-            raise ConfigError(
-                invalid(
-                    "MinMaxScaler.feature_range",
-                    "a pair (a, b) of finite numbers with a < b",
-                    repr(feature_range),
-                    "use (0, 1) or (-1, 1) (notes §1.5)",
-                )
-            )
-        self.feature_range = (float(pair[0]), float(pair[1]))
-        self.per_feature = _check_flag(per_feature, "MinMaxScaler.per_feature")
+    @checked(
+        feature_range=rule(Bounds(), fix="use (0, 1) or (-1, 1) (notes §1.5)"),
+        per_feature=Flag(),
+    )
+    def __init__(
+        self, feature_range: tuple[float, float] = (-1, 1), per_feature: bool = True
+    ) -> None:
+        self.feature_range = feature_range
+        self.per_feature = per_feature
         self.data_min_: Array | None = None
         self.data_max_: Array | None = None
 
     def fit(self, X: ArrayLike, y: ArrayLike | None = None) -> Self:
-        X = _check_array(X, self, "fit", finite=True)
+        X = check_array(X, self, "fit", finite=True)
         axis = 0 if self.per_feature else None
         self.data_min_ = np.asarray(X.min(axis=axis), dtype=np.float64)
         self.data_max_ = np.asarray(X.max(axis=axis), dtype=np.float64)
@@ -78,16 +68,16 @@ class MinMaxScaler(Transformer):
 
     def transform(self, X: ArrayLike) -> Array:
         self._check_fitted()
-        X = _check_array(X, self, "transform")
+        X = check_array(X, self, "transform")
         assert self.data_min_ is not None and self.data_max_ is not None
         if self.per_feature:
-            _check_features(X, self.data_min_.shape, self)
+            check_features(X, self.data_min_.shape, self)
         a, b = self.feature_range
         span = self.data_max_ - self.data_min_
         constant = span == 0
         scale = np.where(constant, 0.0, (b - a) / np.where(constant, 1.0, span))
         start = np.where(constant, (a + b) / 2, a)
-        dtype = _float_dtype(X)
+        dtype = float_dtype(X)
         out = np.subtract(X, self.data_min_.astype(dtype), dtype=dtype)
         out *= scale.astype(dtype)
         out += start.astype(dtype)
@@ -127,23 +117,15 @@ class StandardScaler(Transformer):
         "scale_": np.dtype(np.float64),
     }
 
+    @checked(per_feature=Flag(), epsilon=rule(Interval(float, 0), fix="use 1e-8"))
     def __init__(self, per_feature: bool = True, epsilon: float = 1e-8) -> None:
-        if not (
-            isinstance(epsilon, int | float)
-            and not isinstance(epsilon, bool)
-            and np.isfinite(epsilon)
-            and epsilon >= 0
-        ):
-            raise ConfigError(
-                invalid("StandardScaler.epsilon", "a finite float ≥ 0", repr(epsilon), "use 1e-8")
-            )
-        self.per_feature = _check_flag(per_feature, "StandardScaler.per_feature")
-        self.epsilon = float(epsilon)
+        self.per_feature = per_feature
+        self.epsilon = epsilon
         self.mean_: Array | None = None
         self.scale_: Array | None = None
 
     def fit(self, X: ArrayLike, y: ArrayLike | None = None) -> Self:
-        X = _check_array(X, self, "fit", finite=True)
+        X = check_array(X, self, "fit", finite=True)
         mean, std = _mean_std(X, self.per_feature)
         self.mean_ = mean
         self.scale_ = np.where(std < self.epsilon, 1.0, std)
@@ -151,11 +133,11 @@ class StandardScaler(Transformer):
 
     def transform(self, X: ArrayLike) -> Array:
         self._check_fitted()
-        X = _check_array(X, self, "transform")
+        X = check_array(X, self, "transform")
         assert self.mean_ is not None and self.scale_ is not None
         if self.per_feature:
-            _check_features(X, self.mean_.shape, self)
-        dtype = _float_dtype(X)
+            check_features(X, self.mean_.shape, self)
+        dtype = float_dtype(X)
         out = np.subtract(X, self.mean_.astype(dtype), dtype=dtype)
         out *= (1.0 / self.scale_).astype(dtype)
         return out
@@ -173,7 +155,7 @@ def _mean_std(X: Array, per_feature: bool) -> tuple[Array, Array]:
     """μ and σ = √((1/n) Σ (x − μ)²) in float64, over chunks of rows (two passes)."""
     axis = 0 if per_feature else None
     count = len(X) if per_feature else X.size
-    rows = max(1, _CHUNK_VALUES // max(1, X[0].size))
+    rows = max(1, CHUNK_VALUES // max(1, X[0].size))
     total = np.zeros(X.shape[1:] if per_feature else ())
     for start in range(0, len(X), rows):
         total += X[start : start + rows].sum(axis=axis, dtype=np.float64)

@@ -1,4 +1,4 @@
-"""The model file format, in one place (DESIGN §6; notes §1.10 "State").
+"""The model file format, in one place (notes §1.10 "State").
 
 - :mod:`~lamina.saving.archive`: the zip container and its limits;
 - :mod:`~lamina.saving.tensors`: safetensors members, headers checked before any array exists;

@@ -1,4 +1,4 @@
-"""The .lamina container: a zip of a fixed set of members (DESIGN §6), with every size
+"""The .lamina container: a zip of a fixed set of members, with every size
 bounded before it is read.
 
 Writing: ``config.json`` deflated, tensor members stored, fixed timestamps (the same model

@@ -1,5 +1,5 @@
-"""``config.json`` of a model file: everything but the tensors, as plain JSON (DESIGN §6;
-notes §1.10 "State").
+"""``config.json`` of a model file: everything but the tensors, as plain JSON (notes §1.10
+"State").
 
 It holds the architecture (each layer's ``get_config``), the loss, the optimizer's
 hyper-parameters and step count, the metrics, the preprocessing and augmentation, the
@@ -314,7 +314,7 @@ def check_metadata(metadata: Any, model: Model) -> dict[str, Any]:
 
 def _output_size(model: Model) -> int | None:
     """The size of the last axis of the model's output, where the layers fix it."""
-    from lamina.layers.base import propagate_shape
+    from lamina.layers.stack import propagate_shape
 
     shape = propagate_shape(model.layers)
     return None if shape is None else shape[-1]

@@ -1,4 +1,4 @@
-"""Whole models as one ``.lamina`` file (DESIGN §6; notes §1.10 "State").
+"""Whole models as one ``.lamina`` file (notes §1.10 "State").
 
 A file holds ``config.json`` (:mod:`lamina.saving.model_config`) and safetensors members:
 ``weights`` (every layer's parameters and state, ``"<layer>/<name>"``), ``optimizer``
@@ -29,7 +29,7 @@ import numpy as np
 
 from lamina._files import atomic_write
 from lamina.errors import LaminaError, ModelFileError
-from lamina.layers.base import named_tensors
+from lamina.layers.stack import named_tensors
 from lamina.saving import model_config
 from lamina.saving.archive import ArchiveReader, write_archive
 from lamina.saving.tensors import decode, encode, read_header

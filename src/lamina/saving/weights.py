@@ -15,7 +15,7 @@ import numpy as np
 
 from lamina._files import atomic_write, read_regular
 from lamina.errors import ModelFileError
-from lamina.layers.base import named_tensors
+from lamina.layers.stack import named_tensors
 from lamina.saving.archive import MAX_FILE_BYTES
 from lamina.saving.tensors import decode, encode
 

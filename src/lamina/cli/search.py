@@ -1,0 +1,57 @@
+"""``lamina cv`` and ``lamina search``: cross-validate a config, or search over its keys."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from lamina import model_selection
+
+
+def _engine(args: argparse.Namespace) -> dict[str, Any]:
+    return {"n_jobs": args.jobs, "backend": "dask" if args.dask else "loky", "scheduler": args.dask}
+
+
+def cv_command(args: argparse.Namespace) -> int:
+    result = model_selection.cross_validate(
+        args.config, cv=args.folds, seed=args.seed, epochs=args.epochs, verbose=1, **_engine(args)
+    )
+    print(result)
+    if args.csv:
+        result.to_csv(args.csv)
+        print(f"wrote {args.csv}")
+    return 0
+
+
+def search_command(args: argparse.Namespace) -> int:
+    common = {
+        "cv": args.folds,
+        "metric": args.metric,
+        "mode": args.mode,
+        "seed": args.seed,
+        "epochs": args.epochs,
+        "refit": args.refit is not None,
+        "verbose": 1,
+        **_engine(args),
+    }
+    searcher: model_selection.GridSearch | model_selection.RandomSearch
+    if args.random:
+        searcher = model_selection.RandomSearch(
+            args.config,
+            model_selection.parse_distributions(args.grid),
+            n_trials=args.random,
+            **common,
+        )
+    else:
+        searcher = model_selection.GridSearch(
+            args.config, model_selection.parse_grid(args.grid), **common
+        )
+    result = searcher.fit()
+    print(result)
+    if args.csv:
+        result.to_csv(args.csv)
+        print(f"wrote {args.csv}")
+    if args.refit is not None and searcher.best_model_ is not None:
+        searcher.best_model_.save(args.refit)
+        print(f"wrote {args.refit} (the best config, trained on all the data)")
+    return 0

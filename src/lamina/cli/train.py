@@ -1,0 +1,101 @@
+"""``lamina train CONFIG``: build, train and save the model a TOML config describes."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import lamina
+from lamina import callbacks as callback_classes
+from lamina import config as configs
+from lamina.cli.output import one_line, printable, show_warning
+from lamina.errors import ConfigError
+
+
+def train_command(args: argparse.Namespace) -> int:
+    run = configs.load_config(args.config)
+    out = args.out or Path("runs") / args.config.stem
+    if out.exists() and not out.is_dir():
+        raise ConfigError(
+            f"--out {out} is a file; it must be the folder the run writes model.lamina and "
+            "history.csv into. Fix: pass a folder, new or existing."
+        )
+    if args.resume:
+        model = lamina.load_model(args.resume)
+    else:
+        model = configs.build_model(run, seed=args.seed)
+    # before the data is loaded: a bad callback is a config error, not a failure after epoch 1
+    callbacks = [
+        *configs.build_callbacks(run, out, model),
+        callback_classes.CSVLogger(out / "history.csv", append=bool(args.resume)),
+    ]
+    data = configs.load_data(run)
+    folders = {out, *(Path(c.path).parent for c in callbacks if hasattr(c, "path"))}
+    for folder in folders:
+        if "{" not in str(folder):  # a folder named by logged values is not known yet
+            folder.mkdir(parents=True, exist_ok=True)
+    model.metadata.update(
+        {
+            "class_names": None if data.class_names is None else list(data.class_names),
+            "input_shape": list(data.X_train.shape[1:]),
+            "feature_names": None if data.feature_names is None else list(data.feature_names),
+            "data": data.description,
+            "config": str(args.config),
+        }
+    )
+    epochs = args.epochs if args.epochs is not None else run.train.get("epochs", 10)
+    start = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        history = model.fit(
+            data.X_train,
+            data.y_train,
+            epochs=model.epochs_done + epochs if args.resume else epochs,
+            batch_size=run.train.get("batch_size", 32),
+            validation_split=run.train.get("validation_split", 0.0),
+            shuffle=run.train.get("shuffle", True),
+            verbose=run.train.get("verbose", 1) if args.verbose is None else args.verbose,
+            callbacks=callbacks,
+            initial_epoch=model.epochs_done if args.resume else 0,
+        )
+    seconds = time.perf_counter() - start
+    for warning in caught:  # a divergence's warnings are said by its error line below
+        if not (history.divergence and issubclass(warning.category, RuntimeWarning)):
+            show_warning(warning.message, warning.category, warning.filename, warning.lineno)
+    target = out / "model.lamina"
+    if history.divergence:
+        print(
+            f"lamina: error: training diverged: {one_line(history.divergence)}; {target} was "
+            "not written. Fix: lower the learning rate ([optimizer] learning_rate), or scale "
+            "the inputs ([[preprocessing]] standard_scaler).",
+            file=sys.stderr,
+        )
+        return 1
+    model.save(target)
+    written = ["model.lamina", "history.csv"]
+    if history.epoch and _plot_history(history, out / "curves.png"):
+        written.append("curves.png")
+    last = {key: values[-1] for key, values in history.history.items() if values}
+    print(
+        f"trained {len(history.epoch)} epoch(s) in {seconds:.1f} s: "
+        + ", ".join(f"{printable(key)} {value:.4f}" for key, value in last.items())
+    )
+    if data.X_test is not None and data.y_test is not None:
+        result = model.evaluate(data.X_test, data.y_test)
+        print("test: " + ", ".join(f"{key} {value:.4f}" for key, value in result.items()))
+    print(f"wrote {', '.join(str(out / name) for name in written)}")
+    return 0
+
+
+def _plot_history(history: Any, path: Path) -> bool:
+    try:
+        from lamina import plot
+
+        plot.history(history, path)
+    except ImportError:
+        print("matplotlib is not installed: no curves.png (pip install 'lamina[plot]')")
+        return False
+    return True

@@ -1,0 +1,86 @@
+"""A stack of layers as a whole: naming its layers, following a shape through it, its
+tensors by name, and its summary table — what a model, a file and a snapshot share."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+from lamina.errors import ConfigError, invalid
+from lamina.layers.base import LAYERS, Layer, Shape, check_name, format_shape
+
+Array = np.ndarray
+
+
+def name_layers(layers: Sequence[Layer]) -> None:
+    """Name the unnamed layers Keras-style from their registered names (``dense``,
+    ``dense_1``, …), avoiding the names already taken; a ConfigError if two names clash."""
+    taken = {layer.name for layer in layers if layer.name}
+    counts: dict[str, int] = {}
+    for layer in layers:
+        if layer.name:
+            continue
+        base = LAYERS.name_of(layer)
+        while True:
+            count = counts.get(base, 0)
+            counts[base] = count + 1
+            candidate = base if count == 0 else f"{base}_{count}"
+            if candidate not in taken:
+                break
+        layer.name = candidate
+        taken.add(candidate)
+    names = [check_name(layer.name) for layer in layers]
+    if len(set(names)) != len(names):
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        raise ConfigError(invalid("layer names", "unique names", f"duplicates {duplicates}"))
+
+
+def propagate_shape(layers: Sequence[Layer], input_shape: Shape | None = None) -> Shape | None:
+    """The per-sample shape after ``layers`` for ``input_shape`` — or, with None, from the
+    first layer that requires a shape (a size mismatch between two layers is then found
+    without data). A ShapeError names the first layer that does not fit and its source."""
+    shape, source = input_shape, "the data"
+    for layer in layers:
+        if shape is None:
+            shape = layer.input_shape
+        else:
+            layer.check_input_shape(shape, source)
+        if shape is not None:
+            shape = layer.output_shape(shape)
+        source = layer.describe()
+    return shape
+
+
+def named_tensors(layers: Sequence[Layer]) -> Iterator[tuple[str, Array]]:
+    """Every parameter and state array of ``layers`` as ``("<layer>/<name>", array)``: the
+    names of weight files, model files and snapshots."""
+    for layer in layers:
+        for store in (layer.params, layer.state):
+            for key, array in store.items():
+                yield f"{layer.name}/{key}", array
+
+
+def summary_table(layers: Sequence[Layer], input_shape: Shape | None = None) -> str:
+    """Layers, their output shapes (where the input shape is known) and parameter counts,
+    with the totals, as a text table."""
+    shape = input_shape or layers[0].input_shape
+    rows = [("Layer (type)", "Output shape", "Params")]
+    for layer in layers:
+        if shape is not None and None not in shape:
+            shape = layer.output_shape(shape)
+            shown = format_shape(shape)
+        else:
+            shown = "?"
+        rows.append((f"{layer.name} ({type(layer).__name__})", shown, f"{layer.count_params():,}"))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    rule = "-" * (sum(widths) + 4)
+    lines = [
+        rule,
+        *(f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:>{widths[2]}}" for a, b, c in rows),
+        rule,
+    ]
+    total = sum(layer.count_params() for layer in layers)
+    trainable = sum(layer.count_params() for layer in layers if layer.trainable)
+    lines += [f"Total params: {total:,}", f"Trainable params: {trainable:,}"]
+    return "\n".join(lines)
