@@ -1,7 +1,7 @@
 import os
 
 # scikit-learn's estimator checks include array-API inputs only when SciPy is told to expect
-# them before it is imported (tests/test_sklearn.py)
+# them before it is imported (tests/interop/test_sklearn.py)
 os.environ.setdefault("SCIPY_ARRAY_API", "1")
 
 import numpy as np

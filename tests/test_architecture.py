@@ -158,3 +158,13 @@ def test_the_readme_links_only_inside_the_repository() -> None:
     readme = (ROOT / "README.md").read_text()
     assert "../shared" not in readme
     assert "docs/formulas.md" in readme and "docs/architecture.md" in readme
+
+
+def test_the_tests_mirror_the_package() -> None:
+    folders = sorted(
+        path.name
+        for path in (ROOT / "tests").iterdir()
+        if path.is_dir() and (path / "__init__.py").exists()
+    )
+    assert len(folders) >= 8
+    assert [name for name in folders if not (PACKAGE / name / "__init__.py").exists()] == []

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 import lamina as lm
-from tests.hostile_files import all_files, hostile_entries, special_paths, valid_model
+from tests.saving.hostile_files import all_files, hostile_entries, special_paths, valid_model
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 WORKER = textwrap.dedent("""
     import json, re, sys, time

@@ -39,7 +39,7 @@ from lamina.model_selection import (
     set_config_value,
 )
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SPIRAL_TOML = EXAMPLES / "spiral.toml"
 SINE_TOML = EXAMPLES / "sine_regression.toml"
 L = lm.layers

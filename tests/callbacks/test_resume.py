@@ -17,7 +17,7 @@ import pytest
 import lamina as lm
 
 L, C = lm.layers, lm.callbacks
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def problem() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
