@@ -6,8 +6,8 @@ in float64,
     ∂f/∂xᵢ ≈ [f(x − 2h eᵢ) − 8 f(x − h eᵢ) + 8 f(x + h eᵢ) − f(x + 2h eᵢ)] / 12h,
 
 whose truncation error is O(h⁴). The error per element is
-``|a − n| / max(|a|, |n|, floor)``, with ``floor`` = 1e−3 · the tensor's largest numerical
-gradient, so entries that are zero up to rounding do not produce false alarms.
+``|a − n| / max(|a|, |n|, floor)``, with ``floor`` = max(1e−3 · the tensor's largest numerical
+gradient, 1e−12), so entries that are zero up to rounding do not produce false alarms.
 """
 
 from __future__ import annotations

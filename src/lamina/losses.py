@@ -55,7 +55,7 @@ class CategoricalCrossentropy(Loss):
     With integer labels kᵢ (or one-hot rows) this is ``Lᵢ = −log ŷᵢ,ₖ``. ŷ is clipped to
     [1e−7, 1 − 1e−7] so log(0) never happens (notes §1.2).
 
-    Backward (notes §1.3, §3.3.4): ``∂L/∂ŷᵢⱼ = −yᵢⱼ / ŷᵢⱼ / N``.
+    Backward (notes §1.3, §3.3.4): ``∂L/∂ŷᵢⱼ = −yᵢⱼ / ŷᵢⱼ / N``, with ŷ the clipped value.
     Fused with a Softmax before it (notes §1.3 "Softmax Cross-Entropy", §3.3.4):
     ``∂L/∂zᵢⱼ = (ŷᵢⱼ − yᵢⱼ) / N`` — see :meth:`backward_through_softmax`.
 
@@ -128,7 +128,8 @@ class BinaryCrossentropy(Loss):
     (The notes' second line drops the minus on the second term — docs/formulas.md §21;
     this is the correct form.) ŷ is clipped to [1e−7, 1 − 1e−7].
 
-    Backward (notes §1.7): ``∂L/∂ŷᵢⱼ = −(yᵢⱼ/ŷᵢⱼ − (1 − yᵢⱼ)/(1 − ŷᵢⱼ)) / J / N``.
+    Backward (notes §1.7): ``∂L/∂ŷᵢⱼ = −(yᵢⱼ/ŷᵢⱼ − (1 − yᵢⱼ)/(1 − ŷᵢⱼ)) / J / N``, with ŷ
+    the clipped value.
     """
 
     def forward(self, y_pred: Array, y_true: Array) -> Array:

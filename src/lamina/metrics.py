@@ -48,7 +48,8 @@ class CategoricalAccuracy(Metric):
 
 @METRICS.register("binary_accuracy")
 class BinaryAccuracy(Metric):
-    r"""``(1/J) Σⱼ [(ŷᵢⱼ > threshold) = yᵢⱼ]`` per sample (notes §1.7); threshold 0.5."""
+    r"""``(1/J) Σⱼ [(ŷᵢⱼ > threshold) = (yᵢⱼ > 0.5)]`` per sample (notes §1.7); threshold 0.5
+    (targets are 0/1; a soft target counts as its nearer class)."""
 
     name = "accuracy"
 

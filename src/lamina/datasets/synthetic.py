@@ -27,7 +27,8 @@ __all__ = [
 def spiral(
     samples: int = 100, classes: int = 3, *, noise: float = 0.2, seed: int | None = None
 ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
-    """Interleaved spirals, one arm per class: the notes' classification data (notes §1.2–§1.7).
+    """Interleaved spirals, one arm per class: the classification data of the notes' examples
+    (§1.2–§1.7 train on it; the notes do not define it: this is the nnfs book's generator).
 
     For class k: r = linspace(0, 1, samples), t = linspace(4k, 4(k+1), samples) + noise·N(0, 1),
     points (r·sin(2.5t), r·cos(2.5t)). All classes are drawn at once, by broadcasting.
@@ -56,7 +57,8 @@ def spiral(
 def vertical(
     samples: int = 100, classes: int = 3, *, seed: int | None = None
 ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
-    """Vertical Gaussian blobs, one per class: the notes' first optimizer example (notes §1.4).
+    """Vertical Gaussian blobs, one per class: the data of the notes' optimizer examples
+    (§1.4; defined by the nnfs book, not by the notes).
 
     For class k: x = 0.1·N(0, 1) + k/3, y-coordinate = 0.1·N(0, 1) + 0.5.
 
@@ -76,7 +78,8 @@ def vertical(
 
 
 def sine(samples: int = 1000) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
-    """One period of a sine: the notes' regression data (notes §1.8). Deterministic.
+    """One period of a sine: the regression data of the notes' §1.8 examples (the nnfs
+    book's generator). Deterministic.
 
     X = i/samples for i = 0..samples-1, y = sin(2πX).
 

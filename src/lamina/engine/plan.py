@@ -135,7 +135,7 @@ class ExecutionPlan:
 
 
 def _fuse_convolution_pooling(steps: list[Step]) -> list[Step]:
-    """Each Conv2D's linear step directly followed by a MaxPool2D that tiles its input
+    """Each Conv2D's linear step directly followed by a MaxPool2D with stride = pool size
     becomes one :class:`PooledConvolution`."""
     fused: list[Step] = []
     for step in steps:

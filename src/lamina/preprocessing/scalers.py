@@ -94,7 +94,7 @@ class MinMaxScaler(Transformer):
 
 @TRANSFORMERS.register("standard_scaler")
 class StandardScaler(Transformer):
-    r"""Standardisation to mean 0 and standard deviation 1 (notes §1.9, §2 "Preprocessing"):
+    r"""Standardisation to mean 0 and standard deviation 1 (notes §1.9, §2.2 "Dataset"):
 
         x' = (x − μ)/σ
 
