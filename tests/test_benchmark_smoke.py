@@ -6,6 +6,7 @@ is measured in benchmarks/, never by timed unit tests).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -52,3 +53,32 @@ def test_lamina_run_prints_a_table_and_writes_results(tmp_path: Path) -> None:
     assert results["meta"]["env"]["OPENBLAS_NUM_THREADS"] == "1"
     assert results["meta"]["env"]["LAMINA_BENCH_SMOKE"] == "1"
     assert set(results["meta"]["versions"]) >= {"python", "numpy", "lamina"}
+
+
+ACCURACY = PEERS.parent / "accuracy.py"
+
+
+def test_accuracy_quick_run_prints_the_table(tmp_path: Path) -> None:
+    # benchmarks/accuracy.py --quick: every problem and initialisation on tiny subsets for
+    # one epoch, torch too where it is installed; checks the plumbing, not the figures
+    with_torch = importlib.util.find_spec("torch") is not None
+    command = [
+        sys.executable, str(ACCURACY), "--quick", "--threads", "1",
+        "--results-dir", str(tmp_path), *([] if with_torch else ["--no-torch"]),
+    ]  # fmt: skip
+    process = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert process.returncode == 0, process.stderr
+    report = process.stdout
+    assert "| problem | system / init |" in report, report
+    rows = [line for line in report.splitlines() if line.startswith(("| w1 ", "| w2 ", "| waves "))]
+    problems = {row.split("|")[1].strip() for row in rows}
+    assert problems == {"w1", "w2", "waves"}, report
+    assert sum("(lamina's defaults)" in row for row in rows) == 3, report
+    assert all(" ± " in row for row in rows), report
+    assert any("torch (its defaults)" in row for row in rows) is with_torch, report
+    [path] = tmp_path.glob("accuracy-*.json")
+    results = json.loads(path.read_text())
+    assert results["meta"]["seeds"] == [0, 1]
+    for run in results["runs"]:
+        assert len(run["test_accuracy"]) == 2
+        assert all(0.0 <= accuracy <= 1.0 for accuracy in run["test_accuracy"])

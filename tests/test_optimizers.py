@@ -131,8 +131,43 @@ def test_adam_by_hand() -> None:
     assert three_steps(opt.Adam()) == pytest.approx([theta1, theta2, theta3], rel=1e-12)
 
 
+def test_adamw_by_hand() -> None:
+    # Loshchilov & Hutter: θₜ = θₜ₋₁ − η(m̂ₜ/(√v̂ₜ + ε) + λθₜ₋₁), η = 0.01, λ = 0.1,
+    # β₁ = 0.9, β₂ = 0.999, ε = 1e−7; ∇θ = 2θₜ₋₁ is taken before the decay
+    lr, wd, b1, b2, eps = 1e-2, 0.1, 0.9, 0.999, 1e-7
+    m1 = (1 - b1) * 2  # 0.2
+    v1 = (1 - b2) * 4  # 0.004
+    theta1 = 1 - lr * ((m1 / (1 - b1)) / (math.sqrt(v1 / (1 - b2)) + eps) + wd * 1)
+    g2 = 2 * theta1
+    m2 = b1 * m1 + (1 - b1) * g2
+    v2 = b2 * v1 + (1 - b2) * g2**2
+    theta2 = theta1 - lr * ((m2 / (1 - b1**2)) / (math.sqrt(v2 / (1 - b2**2)) + eps) + wd * theta1)
+    g3 = 2 * theta2
+    m3 = b1 * m2 + (1 - b1) * g3
+    v3 = b2 * v2 + (1 - b2) * g3**2
+    theta3 = theta2 - lr * ((m3 / (1 - b1**3)) / (math.sqrt(v3 / (1 - b2**3)) + eps) + wd * theta2)
+    assert theta1 == pytest.approx(1 - 0.01 - 0.001, abs=1e-9)  # Adam's 0.01, decay's ηλθ
+    optimizer = opt.AdamW(learning_rate=lr, weight_decay=wd)
+    assert three_steps(optimizer) == pytest.approx([theta1, theta2, theta3], rel=1e-12)
+
+
+def test_adamw_decay_is_decoupled_from_the_gradient() -> None:
+    # with ∇θ = 0 Adam leaves θ alone; AdamW still shrinks it by (1 − ηλ) per step, and the
+    # shrinking is not divided by √v̂ as an L2 term added to ∇θ would be
+    theta = np.array([2.0, -4.0])
+    optimizer = opt.AdamW(learning_rate=0.1, weight_decay=0.5)
+    for _ in range(3):
+        optimizer.step([("theta", theta, np.zeros(2))])
+    np.testing.assert_allclose(theta, np.array([2.0, -4.0]) * 0.95**3, rtol=1e-12)
+
+
+def test_adamw_without_weight_decay_is_adam() -> None:
+    assert three_steps(opt.AdamW(weight_decay=0.0)) == three_steps(opt.Adam())
+    assert opt.AdamW().weight_decay == 0.01  # PyTorch's default
+
+
 def test_every_optimizer_has_a_hand_worked_test() -> None:
-    tested = {"sgd", "adagrad", "rmsprop", "adadelta", "adam"}
+    tested = {"sgd", "adagrad", "rmsprop", "adadelta", "adam", "adamw"}
     assert set(OPTIMIZERS) == tested, "add a by-hand test for the new optimizer"
 
 
@@ -184,6 +219,7 @@ CONVERGENCE: dict[str, Callable[[], Optimizer]] = {
     "rmsprop": lambda: opt.RMSprop(learning_rate=5e-3),
     "adadelta": lambda: opt.Adadelta(learning_rate=1.0),
     "adam": lambda: opt.Adam(learning_rate=0.1, decay=1e-3),
+    "adamw": lambda: opt.AdamW(learning_rate=0.1, decay=1e-3),
 }
 
 
@@ -227,6 +263,7 @@ def test_reaches_the_minimum(
         (lambda: opt.RMSprop(rho=float("nan")), "rho"),
         (lambda: opt.Adam(beta_1=1.0), "beta_1"),
         (lambda: opt.SGD(decay=-0.1), "decay"),
+        (lambda: opt.AdamW(weight_decay=-0.01), "weight_decay"),
     ],
 )
 def test_bad_hyper_parameters_are_named(build: Callable[[], Optimizer], match: str) -> None:

@@ -13,6 +13,7 @@ from lamina import (
     augmentation,
     callbacks,
     datasets,
+    ensemble,
     errors,
     initializers,
     io,
@@ -24,11 +25,14 @@ from lamina import (
     optimizers,
     plot,
     preprocessing,
+    registration,
     regularizers,
 )
 from lamina._version import __version__
 from lamina.gradcheck import GradcheckReport, gradcheck
-from lamina.model import Model, load_model
+from lamina.io import load_model
+from lamina.model import Model
+from lamina.registration import register
 
 __all__ = [
     "GradcheckReport",
@@ -37,6 +41,7 @@ __all__ = [
     "augmentation",
     "callbacks",
     "datasets",
+    "ensemble",
     "errors",
     "gradcheck",
     "initializers",
@@ -50,5 +55,7 @@ __all__ = [
     "optimizers",
     "plot",
     "preprocessing",
+    "register",
+    "registration",
     "regularizers",
 ]

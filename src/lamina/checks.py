@@ -29,10 +29,16 @@ class Case:
     target: Layer | Loss | Model
     inputs: Array
     targets: Array | None = None
+    mask: Array | None = None  # a padding mask, for a layer that uses_mask
 
     def run(self, tolerance: float = 1e-6) -> GradcheckReport:
         return gradcheck(
-            self.target, self.inputs, self.targets, tolerance=tolerance, raise_on_failure=False
+            self.target,
+            self.inputs,
+            self.targets,
+            tolerance=tolerance,
+            raise_on_failure=False,
+            mask=self.mask,
         )
 
 
@@ -62,6 +68,14 @@ def _activation_case(
         return [Case(cls.__name__.lower(), cls(**kwargs), away_from_zero(rng, (4, 5)))]
 
     return build
+
+
+def _gelu_cases(rng: np.random.Generator) -> list[Case]:
+    x = rng.normal(0, 2, (4, 5))  # both tails and the curved middle; GELU has no kink
+    return [
+        Case("gelu (erf)", L.GELU(), x),
+        Case("gelu (tanh approximation)", L.GELU(approximate="tanh"), x),
+    ]
 
 
 def _conv_cases(rng: np.random.Generator) -> list[Case]:
@@ -173,6 +187,21 @@ def _regression_case(cls: type[Loss]) -> Callable[[np.random.Generator], list[Ca
     return build
 
 
+def _gaussian_nll_cases(rng: np.random.Generator) -> list[Case]:
+    """μ and s of two targets (s from −3 to 3: softplus in its curved part and near linear),
+    one target, and through a model whose 1-D targets go through ``prepare_targets``."""
+    loss = losses.GaussianNLL()
+    y_true = rng.standard_normal((6, 2))
+    y_pred = np.concatenate([y_true + rng.normal(0, 0.5, (6, 2)), rng.uniform(-3, 3, (6, 2))], 1)
+    model = Model([L.Dense(3, 2, weight_init="glorot_uniform")], seed=3)
+    model.compile(loss=losses.GaussianNLL(epsilon=1e-3), optimizer="sgd", metrics=[])
+    return [
+        Case("gaussian_nll, 2 targets", loss, y_pred, y_true),
+        Case("gaussian_nll, 1 target", loss, y_pred[:, ::2], y_true[:, :1]),
+        Case("gaussian_nll through a Dense head", model, rng.standard_normal((6, 3)), y_true[:, 0]),
+    ]
+
+
 LAYER_CASES: dict[str, Callable[[np.random.Generator], list[Case]]] = {
     "dense": _dense_cases,
     "conv2d": _conv_cases,
@@ -187,6 +216,7 @@ LAYER_CASES: dict[str, Callable[[np.random.Generator], list[Case]]] = {
     "sigmoid": _activation_case(L.Sigmoid),
     "tanh": _activation_case(L.Tanh),
     "softmax": _activation_case(L.Softmax),
+    "gelu": _gelu_cases,
 }
 
 LOSS_CASES: dict[str, Callable[[np.random.Generator], list[Case]]] = {
@@ -194,6 +224,7 @@ LOSS_CASES: dict[str, Callable[[np.random.Generator], list[Case]]] = {
     "binary_crossentropy": _bce_cases,
     "mean_squared_error": _regression_case(losses.MeanSquaredError),
     "mean_absolute_error": _regression_case(losses.MeanAbsoluteError),
+    "gaussian_nll": _gaussian_nll_cases,
 }
 
 

@@ -56,6 +56,7 @@ def gradcheck(
     tolerance: float = 1e-6,
     seed: int = 0,
     raise_on_failure: bool = True,
+    mask: ArrayLike | None = None,
 ) -> GradcheckReport:
     """Compare ``backward`` with numerical derivatives, in float64, on a copy of ``target``.
 
@@ -69,8 +70,12 @@ def gradcheck(
         step: the finite-difference step h.
         tolerance: the largest relative error that passes.
         seed: seeds G and any randomness (a dropout mask is redrawn identically per call).
+        mask: for a layer that ``uses_mask``, the (N, T) padding mask given to its forward
+            (True at real steps). A layer with ``integer_inputs`` (Embedding) gets its ids
+            as they are and has no ∂/∂inputs check.
     """
-    x = np.array(inputs, dtype=np.float64)
+    integer_inputs = isinstance(target, Layer) and target.integer_inputs
+    x = np.array(inputs, dtype=None if integer_inputs else np.float64)
     y = None if targets is None else np.asarray(targets)
     if y is not None and y.dtype.kind == "f":
         y = y.astype(np.float64)
@@ -83,7 +88,9 @@ def gradcheck(
             raise InputError("gradcheck of a model needs `targets` (y)")
         checks = _model_checks(target, x, y)
     elif isinstance(target, Layer):
-        checks = _layer_checks(target, x, seed)
+        if mask is not None and not target.uses_mask:
+            raise InputError(f"{target.describe()} takes no mask; call gradcheck without one")
+        checks = _layer_checks(target, x, seed, None if mask is None else np.asarray(mask))
     else:
         raise InputError(f"gradcheck takes a Layer, Loss or Model, received {type(target)}")
     report = GradcheckReport(tolerance=tolerance)
@@ -98,14 +105,15 @@ def gradcheck(
 Check = tuple[Array, Array, Callable[[], float]]  # (array perturbed in place, analytic, f)
 
 
-def _layer_checks(original: Layer, x: Array, seed: int) -> dict[str, Check]:
+def _layer_checks(original: Layer, x: Array, seed: int, mask: Array | None) -> dict[str, Check]:
     layer = copy.deepcopy(original).astype(np.float64)
-    layer.input_grad = True
+    layer.input_grad = not layer.integer_inputs
     rng_state = layer.rng.bit_generator.state
+    extra = {} if mask is None else {"mask": mask}
 
     def outputs() -> Array:
         layer.rng.bit_generator.state = rng_state  # the same dropout mask every call
-        return layer.forward(x, training=True)
+        return layer.forward(x, training=True, **extra)
 
     weights = np.random.default_rng(seed).standard_normal(outputs().shape)
 
@@ -114,8 +122,10 @@ def _layer_checks(original: Layer, x: Array, seed: int) -> dict[str, Check]:
 
     outputs()
     dinputs = layer.backward(weights)
-    assert dinputs is not None
-    checks: dict[str, Check] = {"inputs": (x, np.array(dinputs), objective)}
+    checks: dict[str, Check] = {}
+    if not layer.integer_inputs:
+        assert dinputs is not None
+        checks["inputs"] = (x, np.array(dinputs), objective)
     analytic = {key: grad.copy() for key, grad in layer.grads.items()}
     for key, theta in layer.params.items():
         checks[key] = (theta, analytic[key], objective)

@@ -1,7 +1,10 @@
-"""Weight initializers (notes §1.1 "Parameters", §1.8 "Glorot", §3.2.1).
+"""Weight and bias initializers (notes §1.1 "Parameters", §1.8 "Glorot", §3.2.1).
 
-Weights start small, random and non-zero; biases start at zero. Each initializer takes
-the weight shape, the fan-in and fan-out, a Generator and a dtype, and returns a new array.
+Weights start small, random and non-zero (``INITIALIZERS``); biases start at zero, as the
+notes say (§1.1), or are drawn as PyTorch draws them (``BIAS_INITIALIZERS``). Each
+initializer takes the tensor's shape, the layer's fan-in and fan-out, a Generator and a
+dtype, and returns a new array. For Dense, fan-in = n_inputs and fan-out = n_neurons; for
+Conv2D, fan-in = kh·kw·C and fan-out = kh·kw·F.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from lamina._registry import Registry
 Initializer = Callable[[tuple[int, ...], int, int, np.random.Generator, np.dtype], np.ndarray]
 
 INITIALIZERS: Registry[Initializer] = Registry("weight initializer")
+BIAS_INITIALIZERS: Registry[Initializer] = Registry("bias initializer")
 
 
 @INITIALIZERS.register("small")
@@ -43,12 +47,48 @@ def he_normal(
     return (np.sqrt(2.0 / fan_in) * rng.standard_normal(shape)).astype(dtype)
 
 
+@INITIALIZERS.register("torch_uniform")
+@BIAS_INITIALIZERS.register("torch_uniform")
+def torch_uniform(
+    shape: tuple[int, ...], fan_in: int, fan_out: int, rng: np.random.Generator, dtype: np.dtype
+) -> np.ndarray:
+    r"""PyTorch's default for ``nn.Linear`` and ``nn.Conv2d``: ``U(-a, a)`` with ``a = 1/√fan_in``,
+    for the weights and the biases alike.
+
+    The weights are ``kaiming_uniform_(w, a=√5)``: bound = gain·√(3/fan_in) with gain =
+    √(2/(1 + 5)), which is 1/√fan_in; the biases are drawn from ``U(±1/√fan_in)`` too
+    (``torch/nn/modules/linear.py`` and ``conv.py``, ``reset_parameters``). Its variance,
+    1/(3·fan_in), is a sixth of He's 2/fan_in.
+    """
+    limit = 1.0 / np.sqrt(fan_in)
+    return rng.uniform(-limit, limit, shape).astype(dtype)
+
+
+@BIAS_INITIALIZERS.register("zeros")
+def zeros(
+    shape: tuple[int, ...], fan_in: int, fan_out: int, rng: np.random.Generator, dtype: np.dtype
+) -> np.ndarray:
+    """Biases at zero (notes §1.1); draws nothing from ``rng``."""
+    return np.zeros(shape, dtype=dtype)
+
+
 #: The rule of a layer's ``weight_init`` argument.
 WEIGHT_INIT = rule(
     Options(INITIALIZERS), fix="pass a weight initializer name, e.g. weight_init='he_normal'"
 )
 
+#: The rule of a layer's ``bias_init`` argument.
+BIAS_INIT = rule(
+    Options(BIAS_INITIALIZERS), fix="pass a bias initializer name, e.g. bias_init='zeros'"
+)
+
 
 def get(name: str) -> Initializer:
-    """The initializer registered under ``name`` ("small", "glorot_uniform", "he_normal")."""
+    """The weight initializer registered under ``name`` ("small", "glorot_uniform",
+    "he_normal", "torch_uniform")."""
     return INITIALIZERS.lookup(name)
+
+
+def get_bias(name: str) -> Initializer:
+    """The bias initializer registered under ``name`` ("zeros", "torch_uniform")."""
+    return BIAS_INITIALIZERS.lookup(name)

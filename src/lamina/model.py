@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any, Literal, overload
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
@@ -23,35 +23,27 @@ from lamina import metrics as metrics_module
 from lamina import optimizers as optimizers_module
 from lamina._params import Flag, FloatType, Interval, check
 from lamina.callbacks import Callback, CallbackState, History
-from lamina.engine import data
+from lamina.engine import inputs, sampling
+from lamina.engine import weights as weighting
 from lamina.engine.arena import ParameterArena
-from lamina.engine.batches import BatchSource, is_batch_stream
 from lamina.engine.plan import ExecutionPlan
+from lamina.engine.randomness import Generators
+from lamina.engine.statistics import Statistics
 from lamina.engine.training import TrainingLoop
-from lamina.errors import ConfigError, NotCompiledError, NumericalError, invalid
+from lamina.errors import NotCompiledError, NumericalError
+from lamina.layers import serialization
 from lamina.layers.base import Layer, Shape
-from lamina.layers.stack import name_layers, propagate_shape, summary_table
+from lamina.layers.stack import check_layers, name_layers, propagate_shape, summary_table
 from lamina.losses import CategoricalCrossentropy, Loss
 from lamina.metrics import Metric
 from lamina.optimizers import Optimizer
 from lamina.saving import model_file, weights
-from lamina.validation import cast_samples, numeric_samples, targets_for
-from lamina.validation import check_finite as check_inputs_finite
 
 Array = np.ndarray
 
 PREDICT_BATCH_SIZE = 1024
-SPLIT = Interval(float, 0, 1, closed="left")
 
 Augmentation = Callable[[Array, np.random.Generator], Array]
-
-
-class Preprocessing(Protocol):
-    """What a model needs of its preprocessing (``lamina.preprocessing.Pipeline`` has it)."""
-
-    def fit(self, X: Array, y: Array | None = None) -> Any: ...
-
-    def transform(self, X: Array) -> Array: ...
 
 
 class Model:
@@ -65,14 +57,18 @@ class Model:
             count give bit-identical weights. ``None`` keeps the layers' parameters as
             constructed and draws fresh entropy for shuffling and dropout.
         dtype: ``"float32"`` (fast, the default) or ``"float64"`` (gradient checks).
-        preprocessing: a transformer (``lamina.preprocessing.Pipeline([...])`` or anything
-            with ``fit``/``transform``) that ``fit`` fits on the training portion only —
-            never on validation or test data — and that ``fit``, ``evaluate`` and
+        preprocessing: a transformer (``lamina.preprocessing.Pipeline([...])``, or any
+            object with ``fit``/``transform``) that ``fit`` fits on the training portion
+            only — never on validation or test data — and that ``fit``, ``evaluate`` and
             ``predict`` apply to their inputs (notes §1.5, §1.9). Fitted once, on the first
             ``fit``; a pipeline fitted beforehand is used as it is.
         augmentation: a callable ``(images, rng) -> images`` (``lamina.augmentation``), or a
             list of them, applied to every training batch in ``fit`` with a Generator seeded
             from ``seed``; never at evaluation or prediction (notes §1.5).
+        target_preprocessing: for a regression, an invertible transformer
+            (``StandardScaler()``) fitted on the training targets: the model learns the
+            scaled targets, ``predict`` returns them in the data's units, and the metrics
+            compare them there (``engine/inputs.py``). Saved with the model.
     """
 
     def __init__(
@@ -81,31 +77,20 @@ class Model:
         seed: int | None = None,
         dtype: DTypeLike = "float32",
         *,
-        preprocessing: Preprocessing | None = None,
+        preprocessing: Any = None,
         augmentation: Augmentation | Sequence[Augmentation] | None = None,
+        target_preprocessing: Any = None,
     ) -> None:
-        if isinstance(layers, Layer) or not isinstance(layers, Sequence) or not layers:
-            raise ConfigError(
-                invalid(
-                    "layers",
-                    "a non-empty list of Layer objects",
-                    repr(layers)[:100],
-                    "pass e.g. [Dense(784, 10)]",
-                )
-            )
-        for index, layer in enumerate(layers):
-            if not isinstance(layer, Layer):
-                raise ConfigError(
-                    invalid(f"layers[{index}]", "a lamina Layer", type(layer).__name__)
-                )
         seed = check("", "seed", seed, None, Interval(int, 0), fix="use e.g. seed=0")
         self.dtype: np.dtype = check("", "dtype", dtype, FloatType(), fix="use dtype='float32'")
-        self.layers = list(layers)
+        self.layers = check_layers(layers)
         self.seed = seed
         self.preprocessing = preprocessing
+        inputs.check_target_preprocessing(target_preprocessing, None)
+        self.target_preprocessing = target_preprocessing
         self.augmentation = augmentation_module.as_list(augmentation)
         name_layers(self.layers)
-        self._seed_layers()
+        self._generators = Generators(seed, self.layers)
         for layer in self.layers:
             layer.astype(self.dtype)
         propagate_shape(self.layers)  # a size mismatch names both layers
@@ -124,59 +109,41 @@ class Model:
         self._running: TrainingLoop | None = None  # the fit under way
         self._callback_states: list[CallbackState] = []  # of the last fit, or of the file
 
-    # -- construction ------------------------------------------------------------------
-    def _seed_layers(self) -> None:
-        sequence = np.random.SeedSequence(self.seed)
-        children = sequence.spawn(len(self.layers) + 2)
-        self._rng = np.random.default_rng(children[0])  # shuffling
-        self._augment_rng = np.random.default_rng(children[-1])
-        for layer, child in zip(self.layers, children[1:-1], strict=True):
-            layer.rng = np.random.default_rng(child)
-            if self.seed is not None:
-                layer.reset_parameters()
-
     @property
     def random_state(self) -> dict[str, Any]:
         """The state of the model's own Generators — ``"shuffle"`` (the per-epoch order)
         and ``"augment"`` (augmentation draws) — as JSON-able dicts; assigning one puts
         them back (each layer's ``rng`` holds the rest: initial parameters, dropout)."""
-        return {
-            "shuffle": self._rng.bit_generator.state,
-            "augment": self._augment_rng.bit_generator.state,
-        }
+        return self._generators.state
 
     @random_state.setter
     def random_state(self, state: dict[str, Any]) -> None:
-        for key, generator in (("shuffle", self._rng), ("augment", self._augment_rng)):
-            value = state.get(key) if isinstance(state, dict) else None
-            kind = type(generator.bit_generator).__name__
-            if not (isinstance(value, dict) and value.get("bit_generator") == kind):
-                raise ConfigError(
-                    invalid(f"random_state[{key!r}]", f"a {kind} state dict", repr(value)[:80])
-                )
-        self._rng.bit_generator.state = state["shuffle"]
-        self._augment_rng.bit_generator.state = state["augment"]
+        self._generators.state = state
 
     def output_shape(self, input_shape: Shape) -> Shape:
         """The per-sample output shape for a per-sample ``input_shape``; a ShapeError names
         the first layer that does not fit."""
-        shape = propagate_shape(self.layers, input_shape)
-        assert shape is not None
-        return shape
+        return propagate_shape(self.layers, input_shape) or ()
 
     # -- compile -----------------------------------------------------------------------
     def compile(
         self,
         loss: str | Loss,
         optimizer: str | Optimizer = "adam",
-        metrics: Sequence[str | Metric] | None = ("accuracy",),
+        metrics: Sequence[str | Metric] | str | None = "auto",
     ) -> Model:
-        """Choose the loss, optimizer and metrics. With a Softmax output and categorical
-        cross-entropy, backward uses the fused ∂L/∂z = (ŷ − y)/N (notes §1.3)."""
+        """Choose the loss, optimizer and metrics. ``metrics="auto"`` picks what fits the
+        loss: accuracy for a classification loss, MAE for a regression loss (the notes'
+        regression accuracy stays available as ``"accuracy"``). With a Softmax output and
+        categorical cross-entropy, backward uses the fused ∂L/∂z = (ŷ − y)/N (notes §1.3)."""
         self.loss = losses_module.get(loss)
+        inputs.check_target_preprocessing(self.target_preprocessing, self.loss)
         self.optimizer = optimizers_module.get(optimizer)
-        loss_name = losses_module.kind_of(self.loss)
-        self.metrics = [metrics_module.get(m, loss_name) for m in (metrics or ())]
+        if metrics == "auto":
+            self.metrics = metrics_module.defaults_for(self.loss)
+        else:
+            chosen = [metrics] if isinstance(metrics, str) else list(metrics or ())
+            self.metrics = [metrics_module.get(m, self.loss) for m in chosen]
         self._plan = ExecutionPlan(
             self.layers, loss_takes_softmax=isinstance(self.loss, CategoricalCrossentropy)
         )
@@ -199,14 +166,20 @@ class Model:
 
     # -- the training step ---------------------------------------------------------------
     def forward(self, inputs: Array, *, training: bool = False) -> Array:
-        """Run a batch through every layer (notes §1.2), as the execution plan orders it."""
+        """Run a batch through every layer (notes §1.2), as the execution plan orders it.
+
+        ``inputs`` go to the first layer as they are: no preprocessing, no dtype cast, no
+        checks, and the outputs stay in the units the model learns in (no inverse target
+        scaling). For raw data use :meth:`predict`, or :meth:`prepare_inputs` first."""
         return self._plan.forward(inputs, training=training)
 
-    def backward(self, y_pred: Array, y_true: Array) -> None:
+    def backward(self, y_pred: Array, y_true: Array, sample_weight: Array | None = None) -> None:
         """Backpropagate the loss of (ŷ, y) through every layer, filling ``grads`` (§1.3).
 
         With a Softmax output and categorical cross-entropy the plan starts from the
-        fused ∂L/∂z = (ŷ − y)/N instead of going through the Softmax (notes §1.3).
+        fused ∂L/∂z = (ŷ − y)/N instead of going through the Softmax (notes §1.3). With
+        ``sample_weight`` the loss is the weighted mean Σ wᵢLᵢ / Σ wᵢ, so each row of
+        ∂L/∂ŷ is scaled by wᵢ·N/Σ w (``engine/weights.py``).
         """
         loss = self.loss
         assert loss is not None
@@ -214,6 +187,9 @@ class Model:
             dvalues = loss.backward_through_softmax(y_pred, y_true)  # type: ignore[attr-defined]
         else:
             dvalues = loss.backward(y_pred, y_true)
+        if sample_weight is not None:
+            scale = weighting.row_scale(sample_weight).astype(dvalues.dtype)
+            dvalues = dvalues * scale.reshape(-1, *([1] * (dvalues.ndim - 1)))
         self._plan.backward(dvalues)
 
     def regularization_penalty(self) -> float:
@@ -232,8 +208,12 @@ class Model:
             arena = self._arena = ParameterArena(self.layers, self.dtype)
         return arena
 
-    def train_step(self, x: Array, y: Array) -> tuple[Array, Array, list[Array]]:
-        """One optimizer step on a batch; returns (ŷ, per-sample losses, per-sample metrics).
+    def train_step(
+        self, x: Array, y: Array, sample_weight: Array | None = None
+    ) -> tuple[Array, Array, list[Array]]:
+        """One optimizer step on a batch; returns (ŷ, per-sample losses, per-sample metric
+        components). ``sample_weight`` (one weight ≥ 0 per row) weighs the loss; a batch
+        whose weights are all 0 changes nothing.
 
         Raises NumericalError, before touching any parameter, when the loss is not finite.
         """
@@ -246,8 +226,11 @@ class Model:
                 "the loss is NaN/inf (training diverged); the parameters were left as they were "
                 "before this batch. Fix: lower the learning rate or add decay."
             )
-        scores = [metric.per_sample(y_pred, y) for metric in self.metrics]
-        self.backward(y_pred, y)
+        scores = self._scores(y_pred, y)
+        if sample_weight is not None and not sample_weight.sum() > 0:
+            return y_pred, sample_losses, scores
+        self.backward(y_pred, y, sample_weight)
+        arena.collect_gradients()
         optimizer.step(arena.groups, flat=(arena.values, arena.grads))
         return y_pred, sample_losses, scores
 
@@ -258,12 +241,14 @@ class Model:
         y: ArrayLike | None = None,
         epochs: int = 1,
         batch_size: int | None = 32,
-        validation_data: tuple[ArrayLike, ArrayLike] | None = None,
+        validation_data: tuple[ArrayLike, ...] | None = None,
         validation_split: float = 0.0,
         shuffle: bool = True,
         verbose: int = 1,
         callbacks: Sequence[Callback] = (),
         initial_epoch: int = 0,
+        sample_weight: ArrayLike | None = None,
+        class_weight: str | dict[Any, float] | None = None,
     ) -> History:
         """Train for ``epochs`` epochs of shuffled batches (notes §1.4, §1.9).
 
@@ -281,53 +266,39 @@ class Model:
             verbose: 0 silent, 1 progress bar and a line per epoch, 2 a line per epoch.
             callbacks: extra :class:`~lamina.callbacks.Callback` objects.
             initial_epoch: the epoch to start counting from (when continuing training).
+            sample_weight: a weight ≥ 0 per sample of X: the loss, its gradient and the
+                statistics are weighted means Σ wᵢLᵢ / Σ wᵢ (an integer weight counts a
+                sample that many times). Split with ``validation_split``; a stream passes
+                ``(X_batch, y_batch, weights)`` instead, ``validation_data`` a triple.
+            class_weight: ``"balanced"`` (class c weighs n / (k · n_c), as scikit-learn
+                computes it) or ``{class: weight}``; multiplies ``sample_weight``, on the
+                training samples only.
         Returns:
             A :class:`~lamina.callbacks.History` with epoch-wise and step-wise statistics.
         """
         self._require_compiled("fit")
         epochs = check("", "epochs", epochs, Interval(int, 0), fix="use e.g. epochs=10")
         initial_epoch = check("", "initial_epoch", initial_epoch, Interval(int, 0))
-        verbose = check("", "verbose", verbose, Interval(int, 0, 2), fix="0 silent, 1 or 2")
-        validation_split = check(
-            "", "validation_split", validation_split, SPLIT, fix="use e.g. validation_split=0.1"
-        )
-        shuffle = check("", "shuffle", shuffle, Flag())
-        batch_size = check("", "batch_size", batch_size, None, Interval(int, 1), fix="use e.g. 32")
-        batches: BatchSource
-        if is_batch_stream(X):
-            batches, validation = data.stream_batches(
-                self,
-                X,
-                y,
-                validation_data=validation_data,
-                validation_split=validation_split,
-                shuffle=shuffle,
-                rng=self._rng,
-                epochs=epochs - initial_epoch,
-            )
-        else:
-            batches, validation = data.array_batches(
-                self,
-                X,
-                y,
-                batch_size=batch_size,
-                validation_data=validation_data,
-                validation_split=validation_split,
-                shuffle=shuffle,
-                rng=self._rng,
-            )
-
         continuing = initial_epoch > 0 and initial_epoch == self.epochs_done
-        history = self._history_for(initial_epoch)
-        loop = TrainingLoop(
+        if not (continuing and self.history is not None):  # a continued fit extends it
+            self.history = History()
+        history = self.history
+        loop = TrainingLoop.for_fit(
             self,
             self._augmented_step,
-            batches,
-            validation,
-            self.evaluate_prepared,
+            self._generators.shuffle,
             history,
-            callbacks,
-            verbose,
+            X,
+            y,
+            epochs=epochs - initial_epoch,
+            batch_size=batch_size,
+            validation_data=validation_data,
+            validation_split=validation_split,
+            shuffle=shuffle,
+            verbose=verbose,
+            callbacks=callbacks,
+            sample_weight=sample_weight,
+            class_weight=class_weight,
         )
         self._running = loop
         try:
@@ -349,59 +320,101 @@ class Model:
         calls it with the states of the file)."""
         self._callback_states = list(states)
 
-    def _history_for(self, initial_epoch: int) -> History:
-        """A new History, or — when ``initial_epoch`` continues the epochs this model has
-        done (after ``load_model``, say) — the model's History, to be extended."""
-        history = self.history
-        if initial_epoch and history is not None and initial_epoch == self.epochs_done:
-            return history
-        self.history = History()
-        return self.history
-
-    def _augmented_step(self, xb: Array, yb: Array) -> tuple[Array, Array, list[Array]]:
+    def _augmented_step(
+        self, xb: Array, yb: Array, wb: Array | None
+    ) -> tuple[Array, Array, list[Array]]:
         for augment in self.augmentation:
-            xb = augment(xb, self._augment_rng)
-        return self.train_step(xb, yb)
+            xb = augment(xb, self._generators.augment)
+        return self.train_step(xb, yb, wb)
 
     # -- evaluate / predict ------------------------------------------------------------------
     def evaluate(
-        self, X: ArrayLike, y: ArrayLike, batch_size: int | None = None
+        self,
+        X: ArrayLike,
+        y: ArrayLike,
+        batch_size: int | None = None,
+        sample_weight: ArrayLike | None = None,
     ) -> dict[str, float]:
-        """Loss (data + L1/L2 penalty) and metrics over (X, y), in inference mode (§1.10)."""
+        """Loss (data + L1/L2 penalty) and metrics over (X, y), in inference mode (§1.10);
+        with ``sample_weight``, weighted means (``engine/weights.py``)."""
         self._require_compiled("evaluate")
         X_checked, y_checked = self.prepare_data(X, y)
-        return self.evaluate_prepared(X_checked, y_checked, batch_size)
+        weights = weighting.check_sample_weight(sample_weight, len(X_checked))
+        return self.evaluate_prepared(X_checked, y_checked, batch_size, weights)
 
     def evaluate_prepared(
-        self, X: Array, y: Array, batch_size: int | None = None
+        self,
+        X: Array,
+        y: Array,
+        batch_size: int | None = None,
+        sample_weight: Array | None = None,
     ) -> dict[str, float]:
         """:meth:`evaluate` of data :meth:`prepare_data` has already prepared (validation
         data, once per epoch: the checks and preprocessing are not repeated)."""
         loss = self.loss
         assert loss is not None
-        totals = np.zeros(1 + len(self.metrics))
+        statistics = Statistics(self.metrics)
         for start, y_pred in self._plan.batches(X, self._batch_size(batch_size)):
-            yb = y[start : start + len(y_pred)]
-            totals[0] += float(loss.forward(y_pred, yb).sum())
-            for index, metric in enumerate(self.metrics, start=1):
-                totals[index] += float(np.sum(metric.per_sample(y_pred, yb)))
-        totals /= len(X)
-        totals[0] += self.regularization_penalty()
-        names = ["loss", *(metric.name for metric in self.metrics)]
-        return dict(zip(names, totals.tolist(), strict=True))
+            rows = slice(start, start + len(y_pred))
+            yb = y[rows]
+            scores = self._scores(y_pred, yb)
+            weights = None if sample_weight is None else sample_weight[rows]
+            statistics.add(loss.forward(y_pred, yb), scores, weights)
+        return statistics.result(penalty=self.regularization_penalty())
 
-    def predict(self, X: ArrayLike, batch_size: int | None = None) -> Array:
+    @overload
+    def predict(
+        self,
+        X: ArrayLike,
+        batch_size: int | None = None,
+        *,
+        samples: int = 1,
+        return_std: Literal[False] = False,
+        seed: int | None = 0,
+    ) -> Array: ...
+
+    @overload
+    def predict(
+        self,
+        X: ArrayLike,
+        batch_size: int | None = None,
+        *,
+        samples: int = 1,
+        return_std: Literal[True],
+        seed: int | None = 0,
+    ) -> tuple[Array, Array]: ...
+
+    def predict(
+        self,
+        X: ArrayLike,
+        batch_size: int | None = None,
+        *,
+        samples: int = 1,
+        return_std: bool = False,
+        seed: int | None = 0,
+    ) -> Array | tuple[Array, Array]:
         """The network's outputs for X in inference mode: class confidences for a Softmax
-        classifier, whose argmax is the predicted class (notes §1.10 "Prediction")."""
+        classifier, whose argmax is the predicted class (notes §1.10 "Prediction").
+
+        ``samples=S`` > 1 runs Monte-Carlo dropout: S passes with the Dropout layers on
+        (masks from ``seed``), averaged. ``return_std=True`` returns ``(mean, std)``: the
+        spread of the S passes, and/or σ of a GaussianNLL model's head — the prediction's
+        uncertainty (notes §2.2 *Confidence*; ``engine/sampling.py``). The preprocessing
+        is applied as always; the outputs are in the targets' units."""
+        samples = check("", "samples", samples, Interval(int, 1))
+        check("", "return_std", return_std, Flag())
+        check("", "seed", seed, None, Interval(int, 0), fix="use e.g. seed=0")
         X_checked = self.prepare_inputs(X, "X", finite=False)  # checked batch by batch below
-        outputs: Array | None = None
         size = self._batch_size(batch_size)
-        for start, y_pred in self._plan.batches(X_checked, size, check_finite=True):
-            if outputs is None:
-                outputs = np.empty((len(X_checked), *y_pred.shape[1:]), dtype=y_pred.dtype)
-            outputs[start : start + len(y_pred)] = y_pred
-        assert outputs is not None
-        return outputs
+
+        def run() -> Array:
+            batches = self._plan.batches(X_checked, size, check_finite=True)
+            return inputs.original_units(self, np.concatenate([y for _, y in batches]))
+
+        if samples == 1 and not return_std:
+            return run()
+        mean, std = sampling.predictive(self.layers, run, samples, seed, self.loss)
+        return (mean, std) if return_std else mean
 
     @staticmethod
     def _batch_size(batch_size: int | None) -> int:
@@ -412,39 +425,35 @@ class Model:
     def prepare_inputs(self, X: ArrayLike, name: str = "X", *, finite: bool = True) -> Array:
         """Model inputs from raw X: checked (finite, unless ``finite=False``), preprocessed,
         cast to the model's dtype and shape-checked — what ``predict`` runs the layers on."""
-        array = numeric_samples(X, name, finite=finite)
-        if self.preprocessing is not None:
-            self.require_fitted_preprocessing("evaluate or predict")
-            array = np.asarray(self.preprocessing.transform(array))
-        array = cast_samples(array, self.dtype, name)
-        if self.preprocessing is not None and finite:
-            check_inputs_finite(array, f"{name} after preprocessing")
-        self.output_shape(array.shape[1:])
-        return array
+        return inputs.model_inputs(self, X, name, finite=finite)
+
+    def prepare_targets(self, y: ArrayLike, X: Array, names: tuple[str, str] = ("X", "y")) -> Array:
+        """Targets for prepared inputs ``X``: checked, in the loss's form (labels or one-hot,
+        the dtype), scaled by ``target_preprocessing`` once it is fitted."""
+        return inputs.model_targets(self, y, X, names)
 
     def prepare_data(
         self, X: ArrayLike, y: ArrayLike, names: tuple[str, str] = ("X", "y")
     ) -> tuple[Array, Array]:
         """(inputs, targets) as ``fit`` and ``evaluate`` use them: :meth:`prepare_inputs`,
-        and targets checked and put in the loss's form (one-hot or labels, the dtype)."""
+        then :meth:`prepare_targets`."""
         X_checked = self.prepare_inputs(X, names[0])
-        targets = targets_for(y, len(X_checked), names)
-        n_outputs = self.output_shape(X_checked.shape[1:])[-1]
-        assert self.loss is not None and n_outputs is not None
-        targets = self.loss.prepare_targets(targets, n_outputs)
-        if targets.ndim > 1 or not isinstance(self.loss, CategoricalCrossentropy):
-            targets = targets.astype(self.dtype, copy=False)  # no float64 upcasts in the loss
-        return X_checked, targets
+        return X_checked, self.prepare_targets(y, X_checked, names)
 
     def require_fitted_preprocessing(self, action: str) -> None:
         """A NotCompiledError unless the preprocessing (if any) is fitted."""
-        pre = self.preprocessing
-        if pre is not None and not getattr(pre, "fitted", True):
-            raise NotCompiledError(
-                f"The model's preprocessing is not fitted yet, so it cannot {action}. Fix: "
-                "call model.fit(X_train, y_train) first, or fit the pipeline on training "
-                "data: model.preprocessing.fit(X_train)."
-            )
+        if self.preprocessing is not None:
+            inputs.require_fitted(self.preprocessing, action)
+
+    def _scores(self, y_pred: Array, y: Array) -> list[Array]:
+        """Each metric's per-sample components, of the predicted means (a GaussianNLL
+        head's μ), in the data's units."""
+        split = getattr(self.loss, "mean_std", None)
+        if split is not None:
+            y_pred = split(y_pred)[0]
+        if self.target_preprocessing is not None:
+            y_pred, y = inputs.original_units(self, y_pred), inputs.original_units(self, y)
+        return [metric.per_sample(y_pred, y) for metric in self.metrics]
 
     # -- saving ----------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str], *, include_optimizer: bool = True) -> None:
@@ -474,21 +483,8 @@ class Model:
         return text
 
     def get_config(self) -> dict[str, Any]:
-        from lamina.layers.serialization import serialize
-
-        return {
-            "layers": [serialize(layer) for layer in self.layers],
-            "seed": self.seed,
-            "dtype": self.dtype.name,
-        }
+        layers = [serialization.serialize(layer) for layer in self.layers]
+        return {"layers": layers, "seed": self.seed, "dtype": self.dtype.name}
 
     def __repr__(self) -> str:
         return f"Model({len(self.layers)} layers, {self.count_params():,} params)"
-
-
-def load_model(path: str | os.PathLike[str]) -> Model:
-    """Read a ``.lamina`` file written by :meth:`Model.save`: the model predicts
-    bit-identically and ``fit(..., initial_epoch=model.epochs_done)`` continues exactly. Any
-    problem with the file raises :class:`~lamina.errors.ModelFileError` naming it; nothing
-    is unpickled or imported from it, and it costs at most about twice its size to read."""
-    return model_file.load_model(path, Model)

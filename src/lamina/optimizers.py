@@ -411,6 +411,56 @@ class Adam(Optimizer):
         }
 
 
+@OPTIMIZERS.register("adamw")
+class AdamW(Adam):
+    r"""AdamW: Adam with decoupled weight decay (Loshchilov & Hutter, ICLR 2019).
+
+    With λ = ``weight_decay`` and the symbols of :class:`Adam`:
+
+        mₜ = β₁ mₜ₋₁ + (1 − β₁) ∇θ
+        vₜ = β₂ vₜ₋₁ + (1 − β₂) ∇θ²
+        m̂ₜ = mₜ / (1 − β₁ᵗ)      v̂ₜ = vₜ / (1 − β₂ᵗ)
+        θₜ = θₜ₋₁ − ηₜ (m̂ₜ / (√v̂ₜ + ε) + λ θₜ₋₁)
+
+    computed as ``θ ← (1 − ηₜλ) θ``, then Adam's step (the same update: Adam's term does
+    not depend on θ). The decay acts on θ directly instead of being added to ∇θ, so it is
+    not rescaled by √v̂ₜ: an L2 penalty (``weight_l2`` on a layer) is the coupled form,
+    which Adam's per-parameter scaling weakens where gradients are large.
+
+    Warning: as in PyTorch, Keras and optax, the decay is multiplied by the learning rate
+    ηₜ (1/t decay included); the paper multiplies it by a schedule factor instead and keeps
+    α apart. It applies to every parameter the optimizer updates, biases too.
+    Defaults η = 0.001, β₁ = 0.9, β₂ = 0.999, ε = 1e−7, λ = 0.01 (PyTorch's λ).
+    """
+
+    @checked(weight_decay=RATE)
+    def __init__(
+        self,
+        learning_rate: float = 0.001,
+        decay: float = 0.0,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-7,
+        weight_decay: float = 0.01,
+        *,
+        clipnorm: float | None = None,
+        clipvalue: float | None = None,
+    ) -> None:
+        super().__init__(
+            learning_rate, decay, beta_1, beta_2, epsilon, clipnorm=clipnorm, clipvalue=clipvalue
+        )
+        self.weight_decay = weight_decay
+
+    def update(
+        self, theta: Array, grad: Array, slots: dict[str, Array], lr: float, scratch: Array
+    ) -> None:
+        theta *= 1.0 - lr * self.weight_decay
+        super().update(theta, grad, slots, lr, scratch)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "weight_decay": self.weight_decay}
+
+
 def _apply_scaled_step(
     theta: Array, grad: Array, cache: Array, lr: float, epsilon: float, scratch: Array
 ) -> None:

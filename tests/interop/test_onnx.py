@@ -14,6 +14,7 @@ import lamina as lm
 from lamina import layers as L
 from lamina import preprocessing as pp
 from lamina.errors import ConfigError, NotCompiledError, ShapeError
+from lamina.layers import GELU
 from lamina.onnx import export
 
 onnx = pytest.importorskip("onnx")  # installed with lamina[onnx]: a guard, not a skip
@@ -202,6 +203,15 @@ SMALL_MODELS = {
             L.Dropout(0.3),
             L.Dense(4, 3, "linear"),
             L.Softmax(),
+        ],
+    ),
+    "gelu_both_forms": (  # from Mul/Erf/Tanh/Add: opset 13 has no Gelu operator
+        (6, 5, 2),
+        lambda: [
+            L.Conv2D(2, 3, 3, activation="gelu"),
+            GELU(approximate="tanh"),
+            L.Flatten(),
+            L.Dense(4 * 3 * 3, 3, "softmax"),
         ],
     ),
     "nhwc_batch_norm_and_channel_softmax_output": (

@@ -156,3 +156,39 @@ def test_bad_arguments_are_reported_in_fit() -> None:
         LaminaClassifier(optimizer="adamm").fit(X, y)
     with pytest.raises(ConfigError, match="compiled"):
         LaminaClassifier(lambda n, k, seed: lm.Model([lm.layers.Dense(n, k)])).fit(X, y)
+
+
+def test_balanced_class_weight_in_cross_val_score() -> None:
+    """Issue 14: on an imbalanced problem (minority 10 %), class_weight="balanced" raises
+    the minority's recall and the balanced accuracy, mean of 3 seeds, via cross_val_score."""
+    from sklearn.metrics import make_scorer, recall_score
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+
+    rng = np.random.default_rng(5)
+    X = np.concatenate([rng.normal(0, 1, (540, 4)), rng.normal(1, 1, (60, 4))])
+    y = np.concatenate([np.zeros(540, int), np.ones(60, int)])
+    minority = make_scorer(recall_score, pos_label=1)
+
+    def scores(class_weight: object, seed: int) -> tuple[float, float]:
+        net = LaminaClassifier(
+            hidden_layer_sizes=(16,), epochs=15, learning_rate=1e-2, seed=seed,
+            class_weight=class_weight,
+        )
+        folds = StratifiedKFold(3, shuffle=True, random_state=seed)
+        recall = cross_val_score(net, X, y, cv=folds, scoring=minority).mean()
+        balanced = cross_val_score(net, X, y, cv=folds, scoring="balanced_accuracy").mean()
+        return recall, balanced
+
+    plain = np.mean([scores(None, seed) for seed in range(3)], axis=0)
+    weighted = np.mean([scores("balanced", seed) for seed in range(3)], axis=0)
+    assert weighted[0] > plain[0] + 0.2 and weighted[1] > plain[1]
+
+
+def test_sample_weight_reaches_the_network_and_labels_key_class_weight() -> None:
+    X = np.random.default_rng(0).standard_normal((40, 3))
+    y = np.where(X[:, 0] > 0.8, "rare", "common")
+    weighted = LaminaClassifier(epochs=3, class_weight={"rare": 10.0}).fit(X, y)
+    plain = LaminaClassifier(epochs=3).fit(X, y)
+    assert not np.allclose(weighted.predict_proba(X), plain.predict_proba(X))
+    same = LaminaClassifier(epochs=3).fit(X, y, sample_weight=np.ones(40))
+    np.testing.assert_array_equal(same.predict_proba(X), plain.predict_proba(X))

@@ -216,6 +216,69 @@ def test_bad_shapes_name_the_layer_and_both_shapes(
         assert word in str(excinfo.value), str(excinfo.value)
 
 
+def conv_model(in_channels: int = 1) -> lm.Model:
+    model = lm.Model([L.Conv2D(in_channels, 4, 3, activation="relu"), L.Flatten()], seed=0)
+    model.compile(loss="mean_squared_error", optimizer="sgd")
+    return model
+
+
+LAYOUT_MISTAKES = {
+    # (data, in_channels, words the message must hold)
+    "channel axis missing": (
+        np.zeros((2, 28, 28), np.float32),
+        1,
+        ["channel axis is missing", "X[..., None]", "(batch, 28, 28, 1)"],
+    ),
+    "channel axis missing, 3-channel layer": (
+        np.zeros((2, 8, 8), np.float32),
+        3,
+        ["channel axis is missing", "X[..., None]", "expects 3"],
+    ),
+    "channels first (NCHW)": (
+        np.zeros((2, 1, 28, 28), np.float32),
+        1,
+        ["channels come first", "NHWC", "X.transpose(0, 2, 3, 1)", "(batch, 28, 28, 1)"],
+    ),
+    "RGB channels first (NCHW)": (
+        np.zeros((2, 3, 8, 8), np.float32),
+        3,
+        ["channels come first", "NHWC", "X.transpose(0, 2, 3, 1)", "(batch, 8, 8, 3)"],
+    ),
+    "other channel count": (
+        np.zeros((2, 8, 8, 3), np.float32),
+        1,
+        ["3 channel(s)", "expects 1", "in_channels=3"],
+    ),
+}
+
+
+@pytest.mark.parametrize("mistake", LAYOUT_MISTAKES)
+def test_image_layout_mistakes_are_named_with_their_fix(mistake: str) -> None:
+    X, in_channels, words = LAYOUT_MISTAKES[mistake]
+    calls: list[Callable[[], object]] = [
+        lambda: L.Conv2D(in_channels, 4, 3).forward(X),  # the layer alone
+        lambda: conv_model(in_channels).predict(X),  # a model whose first layer it is
+        lambda: conv_model(in_channels).fit(X, np.zeros((2, 1)), verbose=0),
+        lambda: conv_model(in_channels).output_shape(X.shape[1:]),
+    ]
+    for call in calls:
+        with pytest.raises(lm.errors.ShapeError) as excinfo:
+            call()
+        message = str(excinfo.value)
+        assert "Conv2D" in message and "expects NHWC images" in message, message
+        for word in words:
+            assert word in message, message
+
+
+def test_the_fixes_the_layout_errors_suggest_work() -> None:
+    gray = np.random.default_rng(0).random((2, 6, 6)).astype(np.float32)  # (N, H, W)
+    nchw = gray[:, None]  # (N, 1, H, W)
+    model = conv_model()
+    expected = model.predict(gray[..., None])
+    assert expected.shape == (2, 4 * 4 * 4)
+    np.testing.assert_array_equal(model.predict(nchw.transpose(0, 2, 3, 1)), expected)
+
+
 @pytest.mark.parametrize(
     ("build", "argument"),
     [

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import numpy as np
 import pytest
 
 import lamina as lm
+from lamina.layers import GELU
 
 L = lm.layers
 
@@ -24,6 +28,13 @@ def test_dense_computes_xw_plus_b() -> None:
         ("small", lambda w: abs(w.std() - 0.01) < 0.001),
         ("glorot_uniform", lambda w: np.abs(w).max() <= np.sqrt(6 / (300 + 200))),
         ("he_normal", lambda w: abs(w.std() - np.sqrt(2 / 300)) < 0.005),
+        # PyTorch's U(±1/√fan_in): variance 1/(3·fan_in)
+        (
+            "torch_uniform",
+            lambda w: (
+                np.abs(w).max() <= 1 / np.sqrt(300) and abs(w.std() - 1 / np.sqrt(3 * 300)) < 0.001
+            ),
+        ),
     ],
 )
 def test_initializers(init: str, check: object) -> None:
@@ -31,6 +42,41 @@ def test_initializers(init: str, check: object) -> None:
     assert check(dense.params["weights"])  # type: ignore[operator]
     assert np.all(dense.params["biases"] == 0)  # biases start at zero (notes §1.1)
     assert dense.params["weights"].dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    ("layer", "fan_in"),
+    [
+        (lambda **kw: L.Dense(300, 200, **kw), 300),
+        (lambda **kw: L.Conv2D(3, 200, (5, 4), **kw), 5 * 4 * 3),
+    ],
+    ids=["dense", "conv2d"],
+)
+def test_torch_uniform_biases_are_drawn_as_pytorch_draws_them(layer: Any, fan_in: int) -> None:
+    built = layer(bias_init="torch_uniform")
+    biases = built.params["biases"]
+    limit = 1 / np.sqrt(fan_in)  # nn.Linear / nn.Conv2d reset_parameters: U(±1/√fan_in)
+    assert np.abs(biases).max() <= limit and np.abs(biases).max() > 0.8 * limit
+    assert biases.dtype == np.float32 and built.get_config()["bias_init"] == "torch_uniform"
+    assert layer().get_config()["bias_init"] == "zeros"
+
+
+def test_zero_biases_draw_nothing() -> None:
+    # bias_init="zeros" leaves the Generator where the weights left it: seeded results of
+    # models built before bias_init existed stay the same
+    a, b = L.Dense(4, 3, bias_init="zeros"), L.Dense(4, 3, bias_init="torch_uniform")
+    for layer in (a, b):
+        layer.rng = np.random.default_rng(0)
+        layer.reset_parameters()
+    np.testing.assert_array_equal(a.params["weights"], b.params["weights"])
+    assert np.all(a.params["biases"] == 0) and np.all(b.params["biases"] != 0)
+
+
+def test_zeros_is_a_bias_initializer_only() -> None:
+    with pytest.raises(lm.errors.ConfigError, match="weight initializer"):
+        L.Conv2D(1, 2, 3, weight_init="zeros")
+    with pytest.raises(lm.errors.ConfigError, match=r"Dense\.bias_init"):
+        L.Dense(3, 2, bias_init="he_normal")
 
 
 def test_softmax_subtracts_the_maximum() -> None:
@@ -54,6 +100,29 @@ def test_sigmoid_is_stable_for_large_inputs() -> None:
     with np.errstate(all="raise"):
         out = L.Sigmoid().forward(np.array([-1000.0, 0.0, 1000.0], np.float32))
     np.testing.assert_allclose(out, [0.0, 0.5, 1.0])
+
+
+def test_gelu_is_x_times_the_normal_cdf() -> None:
+    x = np.array([-3.0, -1.0, 0.0, 0.5, 1.0, 2.7])
+    cdf = np.array([0.5 * (1 + math.erf(v / math.sqrt(2))) for v in x])
+    np.testing.assert_allclose(GELU().forward(x), x * cdf, rtol=1e-15)
+    assert GELU().forward(np.array([1.0]))[0] == pytest.approx(0.8413447460685429, rel=1e-15)
+    u = math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)
+    np.testing.assert_allclose(GELU("tanh").forward(x), 0.5 * x * (1 + np.tanh(u)), rtol=1e-15)
+    # the two forms differ by at most 4.7e-4 (near |x| ≈ 2.7), as the docstring says
+    grid = np.linspace(-8, 8, 16_001)
+    assert np.abs(GELU().forward(grid) - GELU("tanh").forward(grid)).max() < 4.8e-4
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_gelu_keeps_float32_and_works_as_an_activation_name(approximate: str) -> None:
+    x = np.linspace(-3, 3, 12, dtype=np.float32).reshape(3, 4)
+    gelu = GELU(approximate)
+    assert gelu.forward(x).dtype == np.float32
+    assert gelu.backward(np.ones_like(x)).dtype == np.float32
+    dense = L.Dense(4, 2, activation="gelu")
+    assert type(dense.activation) is GELU and dense.activation.approximate == "none"
+    assert GELU.from_config(gelu.get_config()).approximate == approximate
 
 
 def test_relu_derivative_at_zero_is_zero() -> None:

@@ -499,11 +499,47 @@ def test_balance_is_deterministic_per_seed() -> None:
 
 def test_balance_bad_input() -> None:
     y = np.array([0, 1, 1])
-    with pytest.raises(ConfigError, match=r"one of \['undersample'\].*'oversample'"):
-        P.balance(np.zeros(3), y, strategy="oversample")
+    with pytest.raises(ConfigError, match=r"one of \['undersample', 'oversample'\].*'smote'"):
+        P.balance(np.zeros(3), y, strategy="smote")
     with pytest.raises(InputError, match="3 samples, 2 labels"):
         P.balance(np.zeros(3), y[:2])
     with pytest.raises(InputError, match="at least one sample"):
         P.balance(np.zeros(0), np.zeros(0, int))
     with pytest.raises(ShapeError, match="argmax"):
         P.balance(np.zeros(3), np.eye(3))
+
+
+def test_balance_oversamples_to_the_largest_class_keeping_every_sample() -> None:
+    y = np.array([0, 0, 2, 0, 1, 2, 0, 0, 2, 0, 0])  # 7, 1 and 3 samples
+    X = np.arange(len(y)) * 10
+    Xb, yb, report = P.balance(X, y, strategy="oversample", seed=0)
+    assert report.before == {0: 7, 1: 1, 2: 3}
+    assert report.after == {0: 7, 1: 7, 2: 7} and np.bincount(yb).tolist() == [7, 7, 7]
+    assert report.added == 10 and report.removed == 0
+    assert_array_equal(yb, y[Xb // 10])  # X and y stay paired
+    assert set(Xb) == set(X)  # every original sample is kept
+    assert (np.diff(Xb) >= 0).all()  # original order, each repeat beside its original
+    repeats = np.bincount(Xb // 10)
+    assert repeats[y == 0].tolist() == [1] * 7 and repeats[y == 1].tolist() == [7]
+    assert sorted(repeats[y == 2]) == [2, 2, 3]  # 7 = 2·3 + 1: counts differ by at most 1
+    text = str(report)
+    assert "oversample" in text and "11 → 21 samples, 10 added" in text
+
+
+def test_oversampling_is_deterministic_per_seed() -> None:
+    y = np.random.default_rng(0).choice(3, 300, p=[0.7, 0.2, 0.1])
+    X = np.arange(300)
+    first = P.balance(X, y, strategy="oversample", seed=5)[0]
+    assert_array_equal(first, P.balance(X, y, strategy="oversample", seed=5)[0])
+    assert_array_equal(first, P.balance(X, y, "oversample", np.random.default_rng(5))[0])
+    others = [P.balance(X, y, strategy="oversample", seed=seed)[0] for seed in range(6, 10)]
+    assert any(not np.array_equal(first, other) for other in others)
+    assert np.bincount(y[first]).tolist() == [np.bincount(y).max()] * 3
+
+
+def test_oversampling_keeps_string_labels_and_images() -> None:
+    y = np.array(["cat", "dog", "dog", "dog"])
+    X = np.arange(4 * 2 * 2).reshape(4, 2, 2)
+    Xb, yb, report = P.balance(X, y, strategy="oversample", seed=1)
+    assert Xb.shape == (6, 2, 2) and report.after == {"cat": 3, "dog": 3}
+    assert (Xb[yb == "cat"] == X[0]).all()

@@ -10,6 +10,7 @@ import numpy as np
 
 from lamina._params import Interval, Options, Text, check, rule
 from lamina.errors import ConfigError, invalid
+from lamina.metrics import mode_for
 
 if TYPE_CHECKING:
     from lamina.model import Model
@@ -121,7 +122,7 @@ class Monitor:
 
     def __init__(self, owner: str, monitor: str, mode: str, min_delta: float) -> None:
         if mode == "auto":
-            mode = "max" if "accuracy" in monitor else "min"
+            mode = mode_for(monitor)
         self.owner, self.monitor, self.mode, self.min_delta = owner, monitor, mode, min_delta
         self.best = self.worst
 

@@ -57,6 +57,7 @@ def train_command(args: argparse.Namespace) -> int:
             batch_size=run.train.get("batch_size", 32),
             validation_split=run.train.get("validation_split", 0.0),
             shuffle=run.train.get("shuffle", True),
+            class_weight=run.train.get("class_weight"),
             verbose=run.train.get("verbose", 1) if args.verbose is None else args.verbose,
             callbacks=callbacks,
             initial_epoch=model.epochs_done if args.resume else 0,

@@ -60,7 +60,7 @@ def build_model(run: RunConfig, *, seed: int | None = None) -> Model:
         model.compile(
             loss=loss,
             optimizer=optimizer,
-            metrics=run.compile.get("metrics", ["accuracy"]),
+            metrics=run.compile.get("metrics", "auto"),
         )
     except LaminaError as error:
         raise run.error(str(error), "compile", key="loss") from None

@@ -25,7 +25,7 @@ from lamina import augmentation, callbacks, losses, optimizers, preprocessing
 from lamina._params import Flag, Interval, Options, Rule
 from lamina._registry import Registry
 from lamina.config.data import DATASETS
-from lamina.config.values import Names, written
+from lamina.config.values import ClassWeights, Names, written
 from lamina.datasets.checks import Worded
 from lamina.layers import LAYERS
 
@@ -38,6 +38,7 @@ TRAIN_RULES: dict[str, Rule] = {
     "shuffle": written("shuffle", _TRUE_OR_FALSE, "true"),
     "validation_split": written("validation_split", Interval(float, 0, 1, closed="left"), "0.1"),
     "verbose": written("verbose", Worded(Interval(int, 0, 2), "0, 1 or 2"), "2"),
+    "class_weight": written("class_weight", ClassWeights(), '"balanced"'),
 }
 MODEL_RULES: dict[str, Rule] = {
     "seed": written("seed", Worded(Interval(int, 0), "an integer >= 0"), "0"),
@@ -73,7 +74,11 @@ class Table:
     def entry(self, kind: Any) -> Any:
         """The class ``type = kind`` names in this typed table, or None."""
         assert self.registry is not None
-        return dict(self.registry.items()).get(kind) if isinstance(kind, str) else None
+        if not isinstance(kind, str) or kind not in self.registry:
+            return None
+        if isinstance(self.registry, Registry):
+            return self.registry.lookup(kind)  # aliases ("mse") name their class too
+        return self.registry[kind]
 
 
 TABLES: dict[str, Table] = {

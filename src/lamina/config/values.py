@@ -47,6 +47,28 @@ class Names(Constraint):
         return ["accuracy", [1], True]
 
 
+class ClassWeights(Constraint):
+    """``"balanced"``, or a table of class label → weight ≥ 0 (``{"0" = 1.0, "1" = 5.0}``)."""
+
+    def convert(self, value: Any) -> Any:
+        if value == "balanced":
+            return value
+        if not isinstance(value, dict) or not value:
+            raise ValueError
+        for key, weight in value.items():
+            if not str(key).strip().isdigit():
+                raise ValueError
+            if isinstance(weight, bool) or not isinstance(weight, int | float) or not weight >= 0:
+                raise ValueError
+        return value
+
+    def describe(self) -> str:
+        return '"balanced" or a table of class weights, e.g. {"0" = 1.0, "1" = 5.0}'
+
+    def refused(self) -> list[Any]:
+        return ["even", {"a": 1.0}, {"0": -1.0}, True]
+
+
 def written(key: str, constraint: Constraint, example: str) -> Rule:
     """The rule of a config key whose fix shows the line to write: ``epochs = 10``."""
     return Rule([constraint], fix=f"write {key} = {example}")

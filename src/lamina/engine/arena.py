@@ -39,6 +39,16 @@ class ParameterArena:
         self._layers = list(layers)
         self._entries = entries
 
+    def collect_gradients(self) -> None:
+        """Copy into the flat buffer any gradient a layer assigned as a new array
+        (``grads[k] = …`` instead of writing into the buffer it was given), and give the
+        layer its view back: the optimizer reads only the flat buffer."""
+        for (layer, key), (_, _, grad) in zip(self._entries, self.groups, strict=True):
+            current = layer.grads.get(key)
+            if current is not grad and current is not None:
+                grad[...] = current
+                layer.grads[key] = grad
+
     def is_current(self, layers: Sequence[Layer]) -> bool:
         """Whether every trainable parameter and its grad are still this arena's views."""
         entries = [(layer, key) for layer in layers if layer.trainable for key in layer.params]

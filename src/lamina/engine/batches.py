@@ -8,6 +8,10 @@ fit in memory (notes §1.9 "Batches", "Shuffling").
   permutes the batch order; an ``on_epoch_end()`` method, if any, is called after each epoch.
 - :class:`IterableBatches`: a function returning an iterator of ``(X_batch, y_batch)`` (a
   generator function), called once per epoch; or a one-shot generator for a single epoch.
+
+A batch is ``(X_batch, y_batch, weights)``: ``weights`` holds each sample's weight in the
+loss and the statistics (``fit``'s ``sample_weight`` and ``class_weight``), or is None when
+every sample counts once. A stream may yield ``(X_batch, y_batch, weights)`` too.
 """
 
 from __future__ import annotations
@@ -20,8 +24,8 @@ import numpy as np
 from lamina.errors import ConfigError, InputError, invalid
 
 Array = np.ndarray
-Batch = tuple[Array, Array]
-Prepare = Callable[[Any, Any], Batch]  # raw (X_batch, y_batch) -> checked model inputs
+Batch = tuple[Array, Array, Array | None]
+Prepare = Callable[[Any, Any, Any], Batch]  # raw (X, y, weights) -> checked model inputs
 
 
 class BatchSource(Protocol):
@@ -41,9 +45,16 @@ class ArrayBatches:
     """Batches of in-memory arrays, in a new random order every epoch when ``shuffle``."""
 
     def __init__(
-        self, X: Array, y: Array, batch_size: int, shuffle: bool, rng: np.random.Generator
+        self,
+        X: Array,
+        y: Array,
+        batch_size: int,
+        shuffle: bool,
+        rng: np.random.Generator,
+        weights: Array | None = None,
     ) -> None:
         self.X, self.y, self.batch_size, self.shuffle, self.rng = X, y, batch_size, shuffle, rng
+        self.weights = weights
 
     replayable = True
 
@@ -53,14 +64,16 @@ class ArrayBatches:
 
     def __iter__(self) -> Iterator[Batch]:
         n, size = len(self.X), self.batch_size
+        weights = self.weights
         if not self.shuffle:
             for start in range(0, n, size):
-                yield self.X[start : start + size], self.y[start : start + size]
+                rows = slice(start, start + size)
+                yield self.X[rows], self.y[rows], None if weights is None else weights[rows]
             return
         order = self.rng.permutation(n)
         for start in range(0, n, size):
             batch = order[start : start + size]
-            yield self.X[batch], self.y[batch]
+            yield self.X[batch], self.y[batch], None if weights is None else weights[batch]
 
 
 class SequenceBatches:
@@ -89,7 +102,7 @@ class SequenceBatches:
         count = len(self.sequence)
         order = self.rng.permutation(count) if self.shuffle else range(count)
         for index in order:
-            yield self.prepare(*_pair(self.sequence[int(index)], f"X[{index}]"))
+            yield self.prepare(*_unpack(self.sequence[int(index)], f"X[{index}]"))
         if callable(getattr(self.sequence, "on_epoch_end", None)):
             self.sequence.on_epoch_end()
 
@@ -122,7 +135,7 @@ class IterableBatches:
 
     def __iter__(self) -> Iterator[Batch]:
         for index, item in enumerate(self.make()):
-            yield self.prepare(*_pair(item, f"batch {index}"))
+            yield self.prepare(*_unpack(item, f"batch {index}"))
 
 
 def is_batch_stream(X: Any) -> bool:
@@ -142,14 +155,15 @@ def stream_for(
     return IterableBatches(X, prepare, epochs)
 
 
-def _pair(item: Any, where: str) -> tuple[Any, Any]:
-    if not (isinstance(item, tuple | list) and len(item) == 2):
+def _unpack(item: Any, where: str) -> tuple[Any, Any, Any]:
+    """A stream's item as (X_batch, y_batch, weights or None)."""
+    if not (isinstance(item, tuple | list) and len(item) in (2, 3)):
         raise InputError(
             invalid(
                 where,
-                "a pair (X_batch, y_batch)",
+                "a pair (X_batch, y_batch) or a triple (X_batch, y_batch, sample_weight)",
                 type(item).__name__,
                 "yield/return (X_batch, y_batch) tuples",
             )
         )
-    return item[0], item[1]
+    return item[0], item[1], item[2] if len(item) == 3 else None

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from lamina.model import Model
 
 Array = np.ndarray
-Step = Callable[[Array, Array], Any]  # one training step on (X_batch, y_batch)
+Step = Callable[[Array, Array, Array | None], Any]  # one training step on (X, y, weights)
 
 
 class TrainingSnapshot:
@@ -96,12 +96,12 @@ class Rewind:
             self._before_step.restore(self.model)
             return steps
         self._start.restore(self.model)
-        for done, (xb, yb) in enumerate(self.batches):
+        for done, (xb, yb, wb) in enumerate(self.batches):
             if done == steps:
                 break
             before = TrainingSnapshot(self.model)
             try:
-                self.step(xb, yb)
+                self.step(xb, yb, wb)
             except NumericalError:
                 before.restore(self.model)
                 return done

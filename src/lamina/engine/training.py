@@ -7,21 +7,25 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from lamina import callbacks as callbacks_module
+from lamina._params import Flag, Interval, check
 from lamina.callbacks import Callback, CallbackState, History, Logs, ProgressBar
+from lamina.engine import data
 from lamina.engine.batches import BatchSource
 from lamina.engine.rewind import Rewind, finite_state
+from lamina.engine.statistics import Statistics
 from lamina.errors import NumericalError
 
 if TYPE_CHECKING:
     from lamina.model import Model
 
 Array = np.ndarray
-Step = Callable[[Array, Array], tuple[Array, Array, list[Array]]]
+SPLIT = Interval(float, 0, 1, closed="left")
+Step = Callable[[Array, Array, Array | None], tuple[Array, Array, list[Array]]]
 
 
 class TrainingLoop:
@@ -30,11 +34,11 @@ class TrainingLoop:
     Args:
         model: the model trained (its public attributes: ``metrics``, ``layers``,
             ``epochs_done``, ``stop_training``, ``regularization_penalty()``).
-        step: one training step on a batch, augmentation included, returning
-            (ŷ, per-sample losses, per-sample metric scores) — ``Model.train_step`` after
-            the model's augmentation.
+        step: one training step on a batch (X, y, weights or None), augmentation included,
+            returning (ŷ, per-sample losses, per-sample metric components) —
+            ``Model.train_step`` after the model's augmentation.
         batches: the training batches; validation: the checked validation arrays or None.
-        validate: the model's loss and metrics over checked arrays.
+        validate: the model's loss and metrics over checked arrays (X, y, weights).
         history: the History this fit extends; callbacks: the user's callbacks.
         verbose: 0 silent, 1 progress bar and a line per epoch, 2 a line per epoch.
     """
@@ -44,8 +48,8 @@ class TrainingLoop:
         model: Model,
         step: Step,
         batches: BatchSource,
-        validation: tuple[Array, Array] | None,
-        validate: Callable[[Array, Array], dict[str, float]],
+        validation: tuple[Array, Array, Array | None] | None,
+        validate: Callable[..., dict[str, float]],
         history: History,
         callbacks: Sequence[Callback],
         verbose: int,
@@ -54,6 +58,48 @@ class TrainingLoop:
         self.validation, self.validate, self.history = validation, validate, history
         self.callbacks = ordered([history, *callbacks], verbose)
         self.verbose = verbose
+
+    @classmethod
+    def for_fit(
+        cls,
+        model: Model,
+        step: Step,
+        rng: np.random.Generator,
+        history: History,
+        X: Any,
+        y: Any,
+        *,
+        epochs: int,
+        batch_size: int | None,
+        validation_data: Any,
+        validation_split: float,
+        shuffle: bool,
+        verbose: int,
+        callbacks: Sequence[Callback],
+        sample_weight: Any,
+        class_weight: Any,
+    ) -> TrainingLoop:
+        """The loop of one ``Model.fit``: its arguments checked, its batches (shuffled by
+        ``rng``) and validation data prepared (``engine/data.py``)."""
+        verbose = check("", "verbose", verbose, Interval(int, 0, 2), fix="0 silent, 1 or 2")
+        batches, validation = data.training_data(
+            model,
+            X,
+            y,
+            batch_size=check("", "batch_size", batch_size, None, Interval(int, 1), fix="use 32"),
+            validation_data=validation_data,
+            validation_split=check(
+                "", "validation_split", validation_split, SPLIT, fix="use e.g. 0.1"
+            ),
+            shuffle=check("", "shuffle", shuffle, Flag()),
+            rng=rng,
+            epochs=epochs,
+            sample_weight=sample_weight,
+            class_weight=class_weight,
+        )
+        return cls(
+            model, step, batches, validation, model.evaluate_prepared, history, callbacks, verbose
+        )
 
     def log_names(self) -> list[str]:
         """The names every epoch's logs hold."""
@@ -97,7 +143,9 @@ class TrainingLoop:
                 )
                 break
             if self.validation is not None:
-                logs.update({f"val_{k}": v for k, v in self.validate(*self.validation).items()})
+                X_val, y_val, w_val = self.validation
+                scores = self.validate(X_val, y_val, sample_weight=w_val)
+                logs.update({f"val_{k}": v for k, v in scores.items()})
             model.epochs_done = epoch + 1
             for callback in self.callbacks:
                 callback.on_epoch_end(epoch, logs)
@@ -107,17 +155,16 @@ class TrainingLoop:
             callback.on_train_end()
 
     def epoch(self) -> Logs:
-        """One pass over the batches; returns the sample-weighted epoch statistics."""
+        """One pass over the batches; returns the (sample-)weighted epoch statistics."""
         model = self.model
-        names = ["loss", *(metric.name for metric in model.metrics)]
         regularized = any(layer.regularizers for layer in model.layers)
-        totals = [0.0] * len(names)
-        seen = steps = 0
+        statistics = Statistics(model.metrics)
+        steps = 0
         rewind = Rewind(model, self.batches, self.step)
-        for step, (xb, yb) in enumerate(self.batches):
+        for step, (xb, yb, wb) in enumerate(self.batches):
             rewind.before_step()
             try:
-                _, sample_losses, scores = self.step(xb, yb)
+                _, sample_losses, scores = self.step(xb, yb, wb)
             except NumericalError:
                 reason = f"step {step + 1}: the loss is NaN or inf (training diverged)"
                 raise NumericalError(rewound(rewind, step, reason)) from None
@@ -125,14 +172,8 @@ class TrainingLoop:
                 reason = f"step {step + 1} left NaN/inf values (training diverged)"
                 raise NumericalError(rewound(rewind, step, reason))
             steps += 1
-            size = len(xb)
-            seen += size
             penalty = model.regularization_penalty() if regularized else 0.0
-            values = [float(sample_losses.sum()) / size + penalty]
-            values += [float(score.sum()) / size for score in scores]
-            for index, value in enumerate(values):
-                totals[index] += value * size
-            logs = dict(zip(names, values, strict=True))
+            logs = statistics.add(sample_losses, scores, wb, penalty)
             for callback in self.callbacks:
                 callback.on_batch_end(step, logs)
             if model.stop_training:  # a callback (TerminateOnNaN) asked to stop now
@@ -140,7 +181,7 @@ class TrainingLoop:
         if not finite_state(model):
             reason = "the epoch left NaN/inf parameters or optimizer state (training diverged)"
             raise NumericalError(rewound(rewind, steps, reason))
-        return {name: total / max(seen, 1) for name, total in zip(names, totals, strict=True)}
+        return statistics.result()
 
 
 def ordered(callback_list: list[Callback], verbose: int) -> list[Callback]:

@@ -11,6 +11,7 @@ import numpy as np
 
 from lamina.errors import ConfigError
 from lamina.layers import (
+    GELU,
     Activation,
     AvgPool2D,
     BatchNorm,
@@ -202,11 +203,38 @@ def _activation(graph: Graph, activation: Layer | None, prefix: str, owner: str)
     elif kind is LeakyReLU:
         assert isinstance(activation, LeakyReLU)
         graph.apply("LeakyRelu", name, alpha=activation.alpha)
+    elif kind is GELU:
+        assert isinstance(activation, GELU)
+        _gelu(graph, activation, name)
     elif kind is Softmax:  # over lamina's last axis: the channels, axis 1 when NCHW
         graph.apply("Softmax", name, axis=1 if graph.channels_first else -1)
     else:
         what = owner if owner == activation.describe() else f"{owner}'s activation {kind.__name__}"
         raise unsupported(what)
+
+
+def _gelu(graph: Graph, activation: GELU, name: str) -> None:
+    """GELU from primitive operators, so that every opset from 13 on has it (ONNX's own
+    ``Gelu`` arrives in opset 20): x·½(1 + erf(x/√2)), or with ``approximate="tanh"``
+    ½x(1 + tanh(√(2/π)·x·(1 + 0.044715x²)))."""
+    x = graph.tensor
+
+    def scalar(suffix: str, value: float) -> str:
+        return graph.constant(f"{name}/{suffix}", np.array(value))
+
+    if activation.approximate == "tanh":
+        graph.apply("Mul", f"{name}/square", x)
+        graph.apply("Mul", f"{name}/cubic", scalar("cubic", 0.044715))
+        graph.apply("Add", f"{name}/one_plus", scalar("one", 1.0))
+        graph.apply("Mul", f"{name}/times_x", x)
+        graph.apply("Mul", f"{name}/u", scalar("sqrt_2_over_pi", np.sqrt(2 / np.pi)))
+        graph.apply("Tanh", f"{name}/tanh")
+    else:
+        graph.apply("Mul", f"{name}/scaled", scalar("sqrt_half", np.sqrt(0.5)))
+        graph.apply("Erf", f"{name}/erf")
+    graph.apply("Add", f"{name}/one_plus_gate", scalar("gate_one", 1.0))
+    graph.apply("Mul", f"{name}/half", scalar("half", 0.5))
+    graph.apply("Mul", name, x)
 
 
 CONVERTERS: dict[type[Layer], Callable[[Graph, Any], None]] = {
@@ -223,6 +251,7 @@ CONVERTERS: dict[type[Layer], Callable[[Graph, Any], None]] = {
     Sigmoid: _activation_layer,
     Tanh: _activation_layer,
     Softmax: _activation_layer,
+    GELU: _activation_layer,
 }
 
 

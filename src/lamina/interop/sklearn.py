@@ -39,7 +39,7 @@ import numpy as np
 try:
     from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
     from sklearn.utils.multiclass import check_classification_targets
-    from sklearn.utils.validation import check_is_fitted
+    from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 except ImportError as error:  # pragma: no cover - depends on the environment
     raise ImportError(
         "lamina.sklearn needs scikit-learn. Fix: pip install 'lamina[sklearn]'"
@@ -99,6 +99,8 @@ class _LaminaEstimator(BaseEstimator):
         shuffle: bool = True,
         seed: int | None = 0,
         verbose: int = 0,
+        class_weight: str | dict[Any, float] | None = None,
+        dtype: str = "auto",
     ) -> None:
         self.build = build
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -111,8 +113,10 @@ class _LaminaEstimator(BaseEstimator):
         self.shuffle = shuffle
         self.seed = seed
         self.verbose = verbose
+        self.class_weight = class_weight
+        self.dtype = dtype
 
-    def _new_model(self, n_features: int, n_outputs: int) -> Any:
+    def _new_model(self, n_features: int, n_outputs: int, dtype: np.dtype) -> Any:
         if self.build is not None:
             if not callable(self.build):
                 raise ConfigError(
@@ -159,11 +163,24 @@ class _LaminaEstimator(BaseEstimator):
             )
         )
         optimizer = optimizers.OPTIMIZERS.lookup(self.optimizer)(learning_rate=self.learning_rate)
-        model = Model(layers, seed=self.seed)
+        model = Model(layers, seed=self.seed, dtype=dtype)
         return model.compile(loss=self._loss, optimizer=optimizer, metrics=self._metrics)
 
-    def _train(self, X: np.ndarray, targets: np.ndarray, n_outputs: int) -> None:
-        model = self._new_model(X.shape[1], n_outputs)
+    def _train(
+        self,
+        X: np.ndarray,
+        targets: np.ndarray,
+        n_outputs: int,
+        sample_weight: Any,
+        class_weight: Any = None,
+    ) -> None:
+        if self.dtype == "auto":  # as scikit-learn's MLP: float32 data stays float32
+            dtype = np.dtype(np.float32 if X.dtype == np.float32 else np.float64)
+        else:
+            dtype = np.dtype(self.dtype)
+        model = self._new_model(X.shape[1], n_outputs, dtype)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
         model.fit(
             X,
             targets,
@@ -171,13 +188,17 @@ class _LaminaEstimator(BaseEstimator):
             batch_size=self.batch_size,
             shuffle=self.shuffle,
             verbose=self.verbose,
+            sample_weight=sample_weight,
+            class_weight=class_weight,
         )
         self.model_ = model
 
     def _outputs(self, X: Any) -> np.ndarray:
         check_is_fitted(self)
         X = _validate_data(self, X, reset=False)
-        return np.asarray(self.model_.predict(X), dtype=np.float64)
+        outputs = np.asarray(self.model_.predict(X), dtype=np.float64)
+        split = getattr(self.model_.loss, "mean_std", None)  # a mean-and-variance head
+        return outputs if split is None else split(outputs)[0]
 
 
 class LaminaClassifier(ClassifierMixin, _LaminaEstimator):
@@ -198,6 +219,10 @@ class LaminaClassifier(ClassifierMixin, _LaminaEstimator):
             its learning rate.
         weight_l2: L2 penalty on every Dense layer's weights (notes §1.6).
         seed: seeds the initial weights, shuffling and dropout; None for fresh entropy.
+        class_weight: ``"balanced"`` or ``{label: weight}`` (labels as in ``y``), as
+            ``Model.fit`` takes it; classifiers only.
+        dtype: the network's float type: ``"auto"`` (X's: float32 data trains in float32,
+            anything else in float64, as scikit-learn's MLP), ``"float32"`` or ``"float64"``.
 
     Attributes:
         classes_: the class labels. n_features_in_: features seen in ``fit``.
@@ -208,12 +233,18 @@ class LaminaClassifier(ClassifierMixin, _LaminaEstimator):
     _loss = "categorical_crossentropy"
     _metrics = ("accuracy",)
 
-    def fit(self, X: Any, y: Any) -> LaminaClassifier:
-        """Encode the labels and train a fresh network on (X, y); returns self."""
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> LaminaClassifier:
+        """Encode the labels and train a fresh network on (X, y), each sample weighted by
+        ``sample_weight`` and ``class_weight``; returns self."""
         X, y = _validate_data(self, X, y)
         check_classification_targets(y)
         self.classes_, codes = np.unique(y, return_inverse=True)
-        self._train(X, codes.reshape(-1).astype(np.int64), len(self.classes_))
+        class_weight = self.class_weight
+        if isinstance(class_weight, dict):  # keyed by label: by the label's code instead
+            codes_of = {label: code for code, label in enumerate(self.classes_.tolist())}
+            class_weight = {codes_of[k]: w for k, w in class_weight.items() if k in codes_of}
+        n_classes = len(self.classes_)
+        self._train(X, codes.reshape(-1).astype(np.int64), n_classes, sample_weight, class_weight)
         return self
 
     def predict_proba(self, X: Any) -> np.ndarray:
@@ -245,20 +276,38 @@ class LaminaRegressor(RegressorMixin, _LaminaEstimator):
     _output_activation = None
     _loss = "mean_squared_error"
 
-    def fit(self, X: Any, y: Any) -> LaminaRegressor:
-        """Train a fresh network on (X, y); returns self."""
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> LaminaRegressor:
+        """Train a fresh network on (X, y), each sample weighted by ``sample_weight``;
+        returns self."""
         X, y = _validate_data(self, X, y, multi_output=True, y_numeric=True)
         y = np.asarray(y, dtype=np.float64)
         self._one_target = y.ndim == 1
         targets = y.reshape(len(y), -1)
         self.n_outputs_ = targets.shape[1]
-        self._train(X, targets, self.n_outputs_)
+        self._train(X, targets, self.n_outputs_, sample_weight, self.class_weight)
         return self
 
-    def predict(self, X: Any) -> np.ndarray:
-        """Predicted targets: shape (n_samples,) if fitted on 1-D y, else (n_samples, k)."""
-        outputs = self._outputs(X)
-        return outputs.reshape(-1) if self._one_target else outputs
+    def predict(
+        self, X: Any, return_std: bool = False, samples: int | None = None
+    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """Predicted targets: shape (n_samples,) if fitted on 1-D y, else (n_samples, k).
+
+        ``return_std=True`` also returns each prediction's standard deviation
+        (``Model.predict(..., return_std=True)``): σ of a GaussianNLL network's head, or
+        the spread of ``samples`` Monte-Carlo dropout passes (30 by default) for a network
+        with Dropout."""
+        if not return_std:
+            outputs = self._outputs(X)
+            return outputs.reshape(-1) if self._one_target else outputs
+        check_is_fitted(self)
+        X = _validate_data(self, X, reset=False)
+        head = getattr(self.model_.loss, "mean_std", None) is not None
+        count = samples if samples is not None else (1 if head else 30)
+        mean, std = self.model_.predict(X, samples=count, return_std=True)
+        mean, std = np.asarray(mean, np.float64), np.asarray(std, np.float64)
+        if self._one_target:
+            return mean.reshape(-1), std.reshape(-1)
+        return mean, std
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()

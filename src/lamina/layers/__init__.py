@@ -3,6 +3,7 @@ reshaping layers, and activations."""
 
 from lamina.layers.activated import ActivatedLayer
 from lamina.layers.activations import (
+    GELU,
     Activation,
     LeakyReLU,
     Linear,
@@ -21,6 +22,7 @@ from lamina.layers.reshape import Flatten
 from lamina.layers.serialization import deserialize, serialize
 
 __all__ = [
+    "GELU",
     "LAYERS",
     "ActivatedLayer",
     "Activation",

@@ -18,8 +18,6 @@ class ActivatedLayer(Layer):
     (Softmax + categorical cross-entropy, notes §1.3) calls ``backward_linear`` directly.
     """
 
-    has_params = True
-
     @checked(activation=activations.ACTIVATION)
     def __init__(self, activation: str | Layer | None, *, name: str | None) -> None:
         super().__init__(name=name)

@@ -6,9 +6,11 @@ Each caches what its derivative needs (the output, or the input) and nothing els
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any
 
 import numpy as np
+from scipy.special import erf
 
 from lamina._params import Instance, Interval, Options, checked, rule
 from lamina.layers.base import LAYERS, Array, Layer
@@ -16,6 +18,8 @@ from lamina.layers.base import LAYERS, Array, Layer
 
 class Activation(Layer):
     """Base class of element-wise (and row-wise, for Softmax) activation layers."""
+
+    supports_masking = True
 
     def backward(self, dvalues: Array) -> Array:
         raise NotImplementedError(f"{type(self).__name__} must define backward")
@@ -150,6 +154,79 @@ class Tanh(Activation):
         return dvalues * (1 - self._output * self._output)
 
 
+GELU_APPROXIMATIONS = ("none", "tanh")
+_SQRT_HALF = math.sqrt(0.5)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_GELU_CUBIC = 0.044715
+
+
+@LAYERS.register("gelu")
+class GELU(Activation):
+    r"""Gaussian error linear unit (Hendrycks & Gimpel 2016): ``σ(x) = x·Φ(x)``, with Φ the
+    standard normal CDF, as ``torch.nn.GELU(approximate=...)`` computes it.
+
+    ``approximate="none"`` (the default, PyTorch's too), exact:
+
+        Φ(x)  = ½(1 + erf(x/√2))
+        σ'(x) = Φ(x) + x·φ(x),    with φ(x) = e^{−x²/2}/√(2π)
+
+    ``approximate="tanh"``, with u = √(2/π)(x + 0.044715x³):
+
+        σ(x)  ≈ ½x(1 + tanh u)
+        σ'(x) = ½(1 + tanh u) + ½x(1 − tanh²u)·√(2/π)(1 + 3·0.044715x²)
+
+    Backward: ``∂L/∂x = δ · σ'(x)``. The exact form takes erf from ``scipy.special`` (NumPy
+    has none); the tanh form differs from it by at most 4.7e−4 (near |x| ≈ 2.7).
+
+    Args:
+        approximate: ``"none"`` (erf) or ``"tanh"``.
+    """
+
+    @checked(approximate=Options(*GELU_APPROXIMATIONS))
+    def __init__(self, approximate: str = "none", *, name: str | None = None) -> None:
+        super().__init__(name=name)
+        self.approximate = approximate
+
+    def forward(self, inputs: Array, *, training: bool = False) -> Array:
+        self._inputs = inputs  # x, for σ'(x) (a reference: forward allocates its output)
+        if self.approximate == "tanh":
+            u = inputs * inputs
+            u *= _GELU_CUBIC
+            u += 1
+            u *= inputs
+            u *= _SQRT_2_OVER_PI
+            self._gate = np.tanh(u, out=u)  # tanh u
+            output = self._gate + 1
+            output *= inputs
+            output *= 0.5
+            return output
+        cdf = erf(inputs * _SQRT_HALF)  # NumPy has no erf; SciPy's is vectorised, exact
+        cdf += 1
+        cdf *= 0.5
+        self._gate = cdf  # Φ(x)
+        return inputs * cdf
+
+    def backward(self, dvalues: Array) -> Array:
+        x, gate = self._inputs, self._gate
+        if self.approximate == "tanh":
+            slope = x * x
+            slope *= 3 * _GELU_CUBIC
+            slope += 1
+            slope *= _SQRT_2_OVER_PI * 0.5
+            slope *= x
+            slope *= 1 - gate * gate  # ½x(1 − tanh²u)·√(2/π)(1 + 3·0.044715x²)
+            slope += 0.5 * (1 + gate)
+        else:
+            slope = np.exp(-0.5 * x * x)
+            slope *= _INV_SQRT_2PI * x  # x·φ(x)
+            slope += gate
+        return dvalues * slope
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "approximate": self.approximate}
+
+
 @LAYERS.register("softmax")
 class Softmax(Activation):
     r"""Softmax over the last axis: ``Sᵢⱼ = e^{zᵢⱼ − maxₖ zᵢₖ} / Σₖ e^{zᵢₖ − maxₖ zᵢₖ}``.
@@ -193,4 +270,14 @@ def name_of(activation: Activation | None) -> str | None:
     return None if activation is None else LAYERS.name_of(activation)
 
 
-__all__ = ["Activation", "LeakyReLU", "Linear", "ReLU", "Sigmoid", "Softmax", "Tanh", "get"]
+__all__ = [
+    "GELU",
+    "Activation",
+    "LeakyReLU",
+    "Linear",
+    "ReLU",
+    "Sigmoid",
+    "Softmax",
+    "Tanh",
+    "get",
+]

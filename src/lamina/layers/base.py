@@ -82,7 +82,74 @@ NAME_FIX = "use a name like 'dense_1'"
 
 
 class Layer:
-    """Base class: ``params``/``grads`` (same keys), ``state`` (saved, not trained).
+    r"""Base class of every layer and activation: ``params``/``grads`` (same keys), ``state``
+    (saved, not trained).
+
+    A custom layer derives from it (an element-wise activation from
+    ``lamina.layers.Activation``), keeps the contract below, and is registered with
+    ``@lamina.register`` so that models using it save and load; ``lamina.gradcheck(layer,
+    x)`` then compares its ``backward`` with numerical derivatives (notes §1.3, §3.3)::
+
+        from lamina._params import Interval, checked
+
+        @lamina.register
+        class Scale(Layer):  # outputs = X ⊙ w;  ∂L/∂w = Σₙ δₙ ⊙ Xₙ,  ∂L/∂X = δ ⊙ w
+            @checked(n_features=Interval(int, 1))
+            def __init__(self, n_features: int, *, name: str | None = None) -> None:
+                super().__init__(name=name)
+                self.n_features = n_features
+                self.params["w"] = new_tensor((n_features,), np.float32, 1.0)
+
+            def forward(self, inputs, *, training=False):
+                self._inputs = inputs
+                return inputs * self.params["w"]
+
+            def backward(self, dvalues):
+                np.sum(dvalues * self._inputs, axis=0, out=self.gradient_buffers()["w"])
+                return dvalues * self.params["w"]
+
+            def get_config(self):
+                return {**super().get_config(), "n_features": self.n_features}
+
+    The contract:
+
+    - ``forward(inputs, *, training=False) -> outputs``: a batch in (axis 0 = the N
+      samples, images NHWC), a batch of N out, in the dtype of ``inputs`` (float32 or
+      float64: no float64 constants that upcast). Never modify ``inputs``: the layer before
+      may keep it. Returning ``inputs`` itself or a view of it is fine (Dropout at
+      inference, Flatten); set the class attribute ``fresh_output = True`` only if the
+      output is always a new array the layer does not keep (a following activation then
+      runs in place on it). ``training=True`` means ``backward`` follows: keep what it
+      needs in private attributes (``self._inputs``, ``self._mask``); randomness (dropout)
+      only then, drawn from ``self.rng``. ``training=False`` (evaluate, predict) is
+      deterministic.
+    - ``backward(dvalues) -> dinputs``: ``dvalues`` is δ = ∂L/∂outputs of the last training
+      forward, shaped like its outputs; treat it as read-only. Return ∂L/∂inputs shaped
+      like the inputs (``None`` is allowed when ``self.input_grad`` is False), and write
+      ∂L/∂θ of every parameter into ``self.gradient_buffers()[key]`` (``out=`` or
+      ``[...] =``). A model makes ``params`` and ``grads`` views into two flat buffers that
+      its optimizer updates in one pass. Assigning a new array to ``self.grads[key]`` works
+      too (the model copies it into the buffer after ``backward``, one copy per step), but
+      **assigning a new array to ``self.params[key]`` is not seen by the optimizer** (the
+      parameter stops training) — update parameters in place, and read them from the dicts
+      on every call rather than keeping them in other attributes.
+    - The 1/N: L is the *mean* loss of the batch and δ already carries its 1/N
+      (``Loss.backward``), so a parameter gradient *sums* over the batch (∂L/∂W = Xᵀ·δ, not
+      a mean) and ∂L/∂inputs is per sample.
+    - ``params``: trainable tensors; ``grads``: their gradients, same keys and shapes;
+      ``state``: tensors saved with the model but not trained (BatchNorm's running mean).
+      Allocate each through :func:`new_tensor` in ``__init__`` (and redraw random ones in
+      :meth:`reset_parameters` from ``self.rng``): a loader then builds the layer with
+      placeholders and checks the file's shapes before any memory is spent.
+    - ``get_config()`` returns the constructor's arguments, JSON-able, ``name`` included
+      (``{**super().get_config(), ...}``): a model file stores it, and ``from_config``
+      (``cls(**config)``) rebuilds an equal layer before the saved tensors are put in.
+      Declare the arguments' constraints with ``lamina._params.checked``: a file's values
+      reach the constructor, and a refused one is a clear error, not a broken layer.
+    - ``input_shape`` / ``output_shape``: the per-sample shapes, for the size checks
+      between layers (``None``: any input shape; the output shape is the input's).
+    - An activation used as ``Dense(activation="name")`` is built without arguments, so its
+      arguments need defaults.
 
     Attributes:
         name: unique within a model; given by the model when left ``None``.
@@ -93,9 +160,16 @@ class Layer:
             dropout masks). A model seeds it from its own ``seed``.
     """
 
-    has_params: ClassVar[bool] = False
     # forward returns a new array this layer does not keep, so the next step may overwrite it
     fresh_output: ClassVar[bool] = False
+    #: ``forward`` takes ``mask=``: an (N, T) bool array, True at the real (not padded) time
+    #: steps of (N, T, …) inputs, or None (recurrent layers, global pooling over time)
+    uses_mask: ClassVar[bool] = False
+    #: the outputs keep the inputs' time steps, so a mask passes through unchanged
+    #: (activations, Dropout, Dense applied to every step)
+    supports_masking: ClassVar[bool] = False
+    #: the inputs are integer ids (Embedding): ``backward`` returns None, there is no ∂L/∂ids
+    integer_inputs: ClassVar[bool] = False
 
     @checked(name=rule(LayerName(), None, fix=NAME_FIX))
     def __init__(self, *, name: str | None = None) -> None:
@@ -116,6 +190,25 @@ class Layer:
 
     def __call__(self, inputs: Array, *, training: bool = False) -> Array:
         return self.forward(inputs, training=training)
+
+    # -- masks ---------------------------------------------------------------------------
+    def compute_mask(self, inputs: Array, mask: Array | None) -> Array | None:
+        """The padding mask of this layer's outputs, from its ``inputs`` and their ``mask``.
+
+        The default: no mask stays no mask; a layer that ``supports_masking`` passes it on;
+        any other layer refuses it, since it would mix padded steps into real ones. Mask
+        producers (``Embedding(mask_zero=True)``, ``Masking``) compute it from ``inputs``; a
+        layer that removes the time axis (a recurrent layer without ``return_sequences``)
+        returns None.
+        """
+        if mask is None or self.supports_masking or self.uses_mask:
+            return mask
+        raise ShapeError(
+            f"{self.describe()} does not accept a padding mask, and the layer before it "
+            "gives one (Embedding(mask_zero=True) or Masking). Fix: put the masked steps "
+            "through a layer that consumes the mask first (a recurrent layer, or global "
+            "pooling over time), or drop mask_zero/Masking."
+        )
 
     # -- shapes --------------------------------------------------------------------------
     @property

@@ -76,6 +76,36 @@ def backward_needs_training(who: str) -> BackwardError:
     )
 
 
+def layout_mistake(shape: Shape, channels: int) -> str | None:
+    """What is wrong with the per-sample ``shape`` of images given to a layer that expects
+    ``channels`` channels last, and the fix: the channel axis missing ((H, W): grayscale
+    images as loaded), first ((C, H, W): NCHW, PyTorch's layout), or of another size.
+    ``None`` for any other shape, a fitting one included."""
+    if len(shape) == 2:
+        height, width = ("?" if d is None else d for d in shape)
+        fix = f"Fix: add the axis with X[..., None], which gives (batch, {height}, {width}, 1)"
+        if channels != 1:
+            fix += f"; that is 1 channel, and this layer expects {channels}"
+        return f"the channel axis is missing (images of {height}×{width}?). {fix}."
+    if len(shape) == 3 and shape[0] == channels and shape[-1] != channels:
+        _, height, width = ("?" if d is None else d for d in shape)
+        return (
+            f"the channels come first (NCHW: {channels} channel(s) of {height}×{width}?), "
+            "and lamina's images are channels last (NHWC). Fix: X.transpose(0, 2, 3, 1), "
+            f"which gives (batch, {height}, {width}, {channels})."
+        )
+    if len(shape) == 3 and shape[-1] is not None and shape[-1] != channels:
+        found = shape[-1]
+        text = (
+            f"{found} channel(s) on the last axis, and this layer expects {channels}. Fix: "
+            f"build it with in_channels={found}, or give it {channels}-channel images"
+        )
+        if shape[0] is not None and shape[0] <= 4 < found:  # (3, 32, 32) looks like NCHW
+            text += "; if the channels come first (NCHW), X.transpose(0, 2, 3, 1) puts them last"
+        return text + "."
+    return None
+
+
 @LAYERS.register("conv2d")
 class Conv2D(ActivatedLayer):
     r"""2-D convolution (cross-correlation, as in the notes and every framework), NHWC.
@@ -108,8 +138,9 @@ class Conv2D(ActivatedLayer):
         kernel_size: kh×kw, an int or a (height, width) pair.
         stride: an int or a (height, width) pair.
         padding: ``"valid"`` (no padding) or ``"same"`` (output size ⌈input/stride⌉).
-        activation, weight_init, weight_l1, weight_l2, bias_l1, bias_l2: as for ``Dense``;
-            the weights are initialised with fan-in kh·kw·C and fan-out kh·kw·F.
+        activation, weight_init, bias_init, weight_l1, weight_l2, bias_l1, bias_l2: as for
+            ``Dense``; the weights (and ``bias_init="torch_uniform"`` biases) are initialised
+            with fan-in kh·kw·C and fan-out kh·kw·F.
     Shape:
         inputs (batch, H, W, in_channels) -> outputs (batch, H', W', filters)
     """
@@ -121,6 +152,7 @@ class Conv2D(ActivatedLayer):
         stride=size_pair("stride"),
         padding=Options(*PADDINGS),
         weight_init=initializers.WEIGHT_INIT,
+        bias_init=initializers.BIAS_INIT,
         weight_l1=STRENGTH,
         weight_l2=STRENGTH,
         bias_l1=STRENGTH,
@@ -136,6 +168,7 @@ class Conv2D(ActivatedLayer):
         activation: str | Layer | None = None,
         *,
         weight_init: str = "he_normal",
+        bias_init: str = "zeros",
         weight_l1: float = 0.0,
         weight_l2: float = 0.0,
         bias_l1: float = 0.0,
@@ -150,6 +183,8 @@ class Conv2D(ActivatedLayer):
         self.padding = padding
         self.weight_init = weight_init
         self._initializer = initializers.get(weight_init)
+        self.bias_init = bias_init
+        self._bias_initializer = initializers.get_bias(bias_init)
         self.regularizers = regularizers_for(weight_l1, weight_l2, bias_l1, bias_l2)
         self._cache: ConvolutionCache | None = None  # made by a training forward
         self.reset_parameters()
@@ -162,7 +197,11 @@ class Conv2D(ActivatedLayer):
         self.params["weights"] = new_tensor(
             shape, dtype, lambda: self._initializer(shape, fan_in, fan_out, self.rng, dtype)
         )
-        self.params["biases"] = new_tensor((self.filters,), dtype, 0.0)
+        self.params["biases"] = new_tensor(
+            (self.filters,),
+            dtype,
+            lambda: self._bias_initializer((self.filters,), fan_in, fan_out, self.rng, dtype),
+        )
 
     # -- shapes ----------------------------------------------------------------------------
     @property
@@ -189,14 +228,34 @@ class Conv2D(ActivatedLayer):
             return (None, None, self.filters)
         return (*self._geometry(height, width).output, self.filters)
 
+    def check_input_shape(self, input_shape: Shape, source: str) -> None:
+        """As :meth:`Layer.check_input_shape`, and the error says how image data is laid out
+        wrong when it is: no channel axis, or the channels first (NCHW)."""
+        mistake = layout_mistake(input_shape, self.in_channels)
+        if mistake is None:
+            super().check_input_shape(input_shape, source)
+            return
+        raise ShapeError(
+            f"{self.describe()} expects NHWC images of shape "
+            f"{format_shape(self.input_shape)}, but {source} gives "
+            f"{format_shape(input_shape)}: {mistake}"
+        )
+
     def _check(self, inputs: Array) -> None:
-        if inputs.ndim != 4 or inputs.shape[-1] != self.in_channels:
-            raise ShapeError(
-                f"{self.describe()} expects NHWC images of shape "
-                f"{format_shape((None, None, self.in_channels))}, but received an array of "
-                f"shape {inputs.shape}. Fix: pass a 4-D batch (batch, height, width, "
-                f"{self.in_channels}), e.g. images.reshape(-1, 28, 28, 1)."
+        if inputs.ndim == 4 and inputs.shape[-1] == self.in_channels:
+            return
+        mistake = layout_mistake(inputs.shape[1:], self.in_channels) if inputs.ndim else None
+        raise ShapeError(
+            f"{self.describe()} expects NHWC images of shape "
+            f"{format_shape(self.input_shape)}, but received an array of shape "
+            f"{inputs.shape}"
+            + (
+                f": {mistake}"
+                if mistake
+                else f". Fix: pass a 4-D batch (batch, height, width, {self.in_channels}), "
+                f"e.g. images.reshape(-1, 28, 28, {self.in_channels})."
             )
+        )
 
     # -- forward / backward ------------------------------------------------------------------
     def linear_forward(self, inputs: Array, *, training: bool = False) -> Array:
@@ -264,6 +323,7 @@ class Conv2D(ActivatedLayer):
             "padding": self.padding,
             "activation": self.activation_config(),
             "weight_init": self.weight_init,
+            "bias_init": self.bias_init,
             **self.regularization_config(),
         }
 

@@ -29,7 +29,9 @@ class Dense(ActivatedLayer):
         activation: an activation name (``"relu"``, ``"softmax"``, ...), layer, or ``None``.
         weight_init: ``"glorot_uniform"`` (the default, as in Keras; notes §1.8 "Glorot"),
             ``"he_normal"``, or ``"small"`` (0.01·N(0,1), the notes' §1.1 choice, which learns
-            markedly slower); biases start at zero (notes §1.1).
+            markedly slower).
+        bias_init: ``"zeros"`` (the default: biases start at zero, notes §1.1) or
+            ``"torch_uniform"`` (U(±1/√n_inputs), as PyTorch draws them).
         weight_l1, weight_l2, bias_l1, bias_l2: L1/L2 strengths λ (notes §1.6).
     Shape:
         inputs (batch, n_inputs) -> outputs (batch, n_neurons)
@@ -39,6 +41,7 @@ class Dense(ActivatedLayer):
         n_inputs=SIZE,
         n_neurons=SIZE,
         weight_init=initializers.WEIGHT_INIT,
+        bias_init=initializers.BIAS_INIT,
         weight_l1=STRENGTH,
         weight_l2=STRENGTH,
         bias_l1=STRENGTH,
@@ -51,6 +54,7 @@ class Dense(ActivatedLayer):
         activation: str | Layer | None = None,
         *,
         weight_init: str = "glorot_uniform",
+        bias_init: str = "zeros",
         weight_l1: float = 0.0,
         weight_l2: float = 0.0,
         bias_l1: float = 0.0,
@@ -62,6 +66,8 @@ class Dense(ActivatedLayer):
         self.n_neurons = n_neurons
         self.weight_init = weight_init
         self._initializer = initializers.get(weight_init)
+        self.bias_init = bias_init
+        self._bias_initializer = initializers.get_bias(bias_init)
         self.regularizers = regularizers_for(weight_l1, weight_l2, bias_l1, bias_l2)
         self.reset_parameters()
 
@@ -73,7 +79,13 @@ class Dense(ActivatedLayer):
             dtype,
             lambda: self._initializer(shape, self.n_inputs, self.n_neurons, self.rng, dtype),
         )
-        self.params["biases"] = new_tensor((self.n_neurons,), dtype, 0.0)
+        self.params["biases"] = new_tensor(
+            (self.n_neurons,),
+            dtype,
+            lambda: self._bias_initializer(
+                (self.n_neurons,), self.n_inputs, self.n_neurons, self.rng, dtype
+            ),
+        )
 
     @property
     def input_shape(self) -> Shape:
@@ -105,6 +117,7 @@ class Dense(ActivatedLayer):
             "n_neurons": self.n_neurons,
             "activation": self.activation_config(),
             "weight_init": self.weight_init,
+            "bias_init": self.bias_init,
             **self.regularization_config(),
         }
 

@@ -20,9 +20,14 @@ class Dropout(Layer):
 
     Backward (notes §1.6): ``∂L/∂x = δ ⊙ r / (1 − p)``.
 
+    ``sampling``: a Generator while ``Model.predict(..., samples=S)`` runs Monte-Carlo
+    dropout — the layer then drops at inference too, with masks from that Generator.
+
     Args:
         rate: fraction dropped, in [0, 1).
     """
+
+    supports_masking = True
 
     @checked(
         rate=rule(
@@ -33,12 +38,15 @@ class Dropout(Layer):
     def __init__(self, rate: float, *, name: str | None = None) -> None:
         super().__init__(name=name)
         self.rate = rate
+        self.sampling: np.random.Generator | None = None
 
     def forward(self, inputs: Array, *, training: bool = False) -> Array:
-        if not training or self.rate == 0:
+        if (not training and self.sampling is None) or self.rate == 0:
             self._mask = None
             return inputs
-        keep = self.rng.random(inputs.shape, dtype=np.float32) >= self.rate
+        generator = self.rng if training else self.sampling
+        assert generator is not None
+        keep = generator.random(inputs.shape, dtype=np.float32) >= self.rate
         self._mask = keep.astype(inputs.dtype)
         self._mask *= 1.0 / (1.0 - self.rate)
         return inputs * self._mask

@@ -40,8 +40,6 @@ class BatchNorm(Layer):
         inputs (batch, F) or (batch, H, W, F) -> outputs of the same shape
     """
 
-    has_params = True
-
     fresh_output = True
 
     @checked(

@@ -13,6 +13,23 @@ from lamina.layers.base import LAYERS, Layer, Shape, check_name, format_shape
 Array = np.ndarray
 
 
+def check_layers(layers: object) -> list[Layer]:
+    """``layers`` as a list, or a ConfigError unless it is a non-empty sequence of Layers."""
+    if isinstance(layers, Layer) or not isinstance(layers, Sequence) or not layers:
+        raise ConfigError(
+            invalid(
+                "layers",
+                "a non-empty list of Layer objects",
+                repr(layers)[:100],
+                "pass e.g. [Dense(784, 10)]",
+            )
+        )
+    for index, layer in enumerate(layers):
+        if not isinstance(layer, Layer):
+            raise ConfigError(invalid(f"layers[{index}]", "a lamina Layer", type(layer).__name__))
+    return list(layers)
+
+
 def name_layers(layers: Sequence[Layer]) -> None:
     """Name the unnamed layers Keras-style from their registered names (``dense``,
     ``dense_1``, …), avoiding the names already taken; a ConfigError if two names clash."""

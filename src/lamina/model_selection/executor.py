@@ -118,7 +118,7 @@ class Executor:
         from distributed import as_completed
 
         run = uuid.uuid4().hex[:8]  # task keys name the fold on the dashboard, and are unique
-        with _dask_client(self.scheduler, self.n_jobs) as client:
+        with dask_client(self.scheduler, self.n_jobs) as client:
             # The data goes to every worker once, not with every task; a worker that
             # replaces a dead one copies it from the others.
             X_data, y_data = client.scatter([X, y], broadcast=True)
@@ -150,7 +150,7 @@ class Executor:
 
 
 @contextlib.contextmanager
-def _dask_client(scheduler: Any, n_jobs: int) -> Iterator[Any]:
+def dask_client(scheduler: Any, n_jobs: int) -> Iterator[Any]:
     """The Client to submit to: the one given, one connected to an address, or one on a
     LocalCluster of ``n_jobs`` single-threaded worker processes started for this call."""
     try:

@@ -250,6 +250,7 @@ def _fold_model(task: FoldTask) -> tuple[Any, dict[str, Any]]:
         "epochs": epochs,
         "batch_size": batch_size,
         "shuffle": train.get("shuffle", True),
+        "class_weight": train.get("class_weight"),
     }
 
 

@@ -203,6 +203,7 @@ def _refit(
             epochs=run.train.get("epochs", DEFAULT_EPOCHS),
             batch_size=run.train.get("batch_size", DEFAULT_BATCH_SIZE),
             shuffle=run.train.get("shuffle", True),
+            class_weight=run.train.get("class_weight"),
             verbose=0,
         )
     return model

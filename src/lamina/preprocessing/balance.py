@@ -1,4 +1,4 @@
-"""Balancing a classification set by undersampling (notes §1.9 "Balancing")."""
+"""Balancing a classification set by undersampling or oversampling (notes §1.9 "Balancing")."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from lamina.errors import ConfigError, InputError, ShapeError, invalid
 Array = np.ndarray
 
 
-BALANCE_STRATEGIES = ("undersample",)
+BALANCE_STRATEGIES = ("undersample", "oversample")
 
 
 @dataclass(frozen=True)
@@ -26,14 +26,20 @@ class BalanceReport:
 
     @property
     def removed(self) -> int:
-        return sum(self.before.values()) - sum(self.after.values())
+        """Samples dropped (undersampling)."""
+        return max(0, sum(self.before.values()) - sum(self.after.values()))
+
+    @property
+    def added(self) -> int:
+        """Repeated samples added (oversampling)."""
+        return max(0, sum(self.after.values()) - sum(self.before.values()))
 
     def __str__(self) -> str:
         total_before, total_after = sum(self.before.values()), sum(self.after.values())
         width = max(5, *(len(str(label)) for label in self.before))
+        change = f"{self.added:,} added" if self.added else f"{self.removed:,} removed"
         lines = [
-            f"balance ({self.strategy}): {total_before:,} → {total_after:,} samples, "
-            f"{self.removed:,} removed",
+            f"balance ({self.strategy}): {total_before:,} → {total_after:,} samples, {change}",
             f"{'class':<{width}}  {'before':>8}  {'after':>8}",
         ]
         lines += [
@@ -51,14 +57,20 @@ def balance(
 ) -> tuple[Array, Array, BalanceReport]:
     """Make every class equally frequent (notes §1.9 "Balancing"): training data only.
 
-    ``"undersample"`` keeps, of every class, a random subset as large as the smallest class
-    (drawn without replacement from ``np.random.default_rng(seed)``); kept samples stay in
-    their original relative order. Balancing by augmentation is ``lamina.augmentation``'s.
+    With n_c samples in class c, ``"undersample"`` keeps n = min_c n_c of each class (the
+    notes' "trim away samples from the high-frequency classes"); ``"oversample"`` brings
+    each class up to n = max_c n_c by repetition, keeping every sample: each sample of
+    class c appears ⌊n/n_c⌋ times, and n mod n_c of them, drawn without replacement, once
+    more (so repeat counts differ by at most one). Draws come from
+    ``np.random.default_rng(seed)``; the result keeps the original relative order, a
+    repeat beside its original. Split off validation data *before* oversampling, or copies
+    of a training sample land in it. Balancing by augmentation is
+    ``lamina.augmentation``'s; weighting the loss instead is ``fit(class_weight=...)``.
 
     Args:
         X: samples along axis 0, of any dtype (images, feature rows, file paths).
         y: class labels (N,), integers or strings.
-        strategy: only ``"undersample"``.
+        strategy: ``"undersample"`` or ``"oversample"``.
         seed: an int, a Generator, or ``None`` for fresh entropy.
     Returns:
         ``(X_balanced, y_balanced, report)``; ``print(report)`` shows the counts per class.
@@ -69,7 +81,8 @@ def balance(
                 "balance strategy",
                 f"one of {list(BALANCE_STRATEGIES)}",
                 repr(strategy),
-                "use strategy='undersample', or augment the small classes (notes §1.9)",
+                "use strategy='undersample' or 'oversample', or augment the small classes "
+                "(notes §1.9)",
             )
         )
     X, y = np.asarray(X), np.asarray(y)
@@ -94,9 +107,13 @@ def balance(
         raise InputError("balance: " + invalid("y", "finite labels", "NaN or inf"))
     rng = np.random.default_rng(seed)
     classes, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
-    keep = int(counts.min())
     by_class = np.split(np.argsort(inverse, kind="stable"), np.cumsum(counts)[:-1])
-    chosen = [rng.choice(indices, size=keep, replace=False) for indices in by_class]
+    if strategy == "undersample":
+        keep = int(counts.min())
+        chosen = [rng.choice(indices, size=keep, replace=False) for indices in by_class]
+    else:
+        keep = int(counts.max())
+        chosen = [_repeated(indices, keep, rng) for indices in by_class]
     kept = np.sort(np.concatenate(chosen))
     labels = [label.item() for label in classes]
     report = BalanceReport(
@@ -105,3 +122,10 @@ def balance(
         after=dict.fromkeys(labels, keep),
     )
     return X[kept], y[kept], report
+
+
+def _repeated(indices: Array, size: int, rng: np.random.Generator) -> Array:
+    """``size`` indices: every one of ``indices`` ⌊size/n⌋ times, then size mod n of them,
+    drawn without replacement, once more."""
+    copies, extra = divmod(size, len(indices))
+    return np.concatenate([np.tile(indices, copies), rng.choice(indices, extra, replace=False)])

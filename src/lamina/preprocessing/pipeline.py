@@ -80,6 +80,24 @@ class Pipeline(Transformer):
             out = step.transform(out)
         return out
 
+    def inverse_transform(self, X: ArrayLike) -> Array:
+        """Each step's ``inverse_transform``, last step first; a ConfigError if a step has
+        none (Flatten, Grayscale, Resize cannot be undone)."""
+        self._check_fitted()
+        out = np.asarray(X)
+        for index, step in reversed(list(enumerate(self.steps))):
+            undo = getattr(step, "inverse_transform", None)
+            if undo is None:
+                raise ConfigError(
+                    invalid(
+                        f"Pipeline.steps[{index}]",
+                        "a transformer with inverse_transform",
+                        type(step).__name__,
+                    )
+                )
+            out = undo(out)
+        return out
+
     def get_config(self) -> dict[str, Any]:
         return {"steps": [serialize(step) for step in self.steps]}
 

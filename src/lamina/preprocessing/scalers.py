@@ -83,6 +83,23 @@ class MinMaxScaler(Transformer):
         out += start.astype(dtype)
         return out
 
+    def inverse_transform(self, X: ArrayLike) -> Array:
+        """x = min + (x' − a)·(max − min)/(b − a): back to the data's range (a constant
+        feature maps back to its one value)."""
+        self._check_fitted()
+        X = check_array(X, self, "inverse_transform")
+        assert self.data_min_ is not None and self.data_max_ is not None
+        if self.per_feature:
+            check_features(X, self.data_min_.shape, self)
+        a, b = self.feature_range
+        span = (self.data_max_ - self.data_min_) / (b - a)
+        start = np.where(span == 0, (a + b) / 2, a)
+        dtype = float_dtype(X)
+        out = np.subtract(X, start.astype(dtype), dtype=dtype)
+        out *= span.astype(dtype)
+        out += self.data_min_.astype(dtype)
+        return out
+
     def get_config(self) -> dict[str, Any]:
         return {"feature_range": list(self.feature_range), "per_feature": self.per_feature}
 
@@ -140,6 +157,18 @@ class StandardScaler(Transformer):
         dtype = float_dtype(X)
         out = np.subtract(X, self.mean_.astype(dtype), dtype=dtype)
         out *= (1.0 / self.scale_).astype(dtype)
+        return out
+
+    def inverse_transform(self, X: ArrayLike) -> Array:
+        """x = x'·σ + μ: back to the data's units."""
+        self._check_fitted()
+        X = check_array(X, self, "inverse_transform")
+        assert self.mean_ is not None and self.scale_ is not None
+        if self.per_feature:
+            check_features(X, self.mean_.shape, self)
+        dtype = float_dtype(X)
+        out = np.multiply(X, self.scale_.astype(dtype), dtype=dtype)
+        out += self.mean_.astype(dtype)
         return out
 
     def get_config(self) -> dict[str, Any]:

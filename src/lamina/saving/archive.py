@@ -30,6 +30,7 @@ MEMBERS = (
     "weights.safetensors",
     "optimizer.safetensors",
     "preprocessing.safetensors",
+    "target_preprocessing.safetensors",
     "history.safetensors",
     "callbacks.safetensors",
 )

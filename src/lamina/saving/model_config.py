@@ -40,7 +40,6 @@ MAX_INPUT_VALUES = 1 << 24  # values per sample that metadata's input_shape may 
 def describe(model: Model, include_optimizer: bool) -> dict[str, Any]:
     """The config.json of ``model`` (JSON-able; its tensors are saved beside it)."""
     from lamina import losses, metrics, optimizers
-    from lamina.layers.serialization import serialize
 
     compiled = None
     if model.loss is not None and model.optimizer is not None:
@@ -63,14 +62,17 @@ def describe(model: Model, include_optimizer: bool) -> dict[str, Any]:
         "format_version": FORMAT_VERSION,
         "lamina_version": _lamina_version(),
         "model": {
-            "layers": [serialize(layer) for layer in model.layers],
+            "layers": [_layer_spec(layer) for layer in model.layers],
             "trainable": [layer.trainable for layer in model.layers],
             "seed": model.seed,
             "dtype": model.dtype.name,
         },
         "compile": compiled,
         "metadata": model.metadata,
-        "preprocessing": _preprocessing_spec(model),
+        "preprocessing": _transformer_spec(model.preprocessing, "preprocessing"),
+        "target_preprocessing": _transformer_spec(
+            model.target_preprocessing, "target preprocessing"
+        ),
         "augmentation": [_augmentation_spec(step) for step in model.augmentation],
         "training": {
             "epochs_done": model.epochs_done,
@@ -85,18 +87,31 @@ def describe(model: Model, include_optimizer: bool) -> dict[str, Any]:
 
 
 def _spec(registry: Any, obj: Any, kind: str) -> dict[str, Any]:
+    """``{"class": registered name, "config": ...}``; a class registered under no name
+    (a subclass of a registered one included) is an error naming it and the decorator."""
     for name, cls in registry.items():
         if type(obj) is cls:
             return {"class": name, "config": obj.get_config()}
+    cls = type(obj)
     raise ModelFileError(
-        f"Cannot save the {kind} {type(obj).__name__}: it is not one of lamina's registered "
-        f"{kind}es, so a model file could not rebuild it. Fix: use a registered {kind}, or "
-        "save the weights alone with Model.save_weights."
+        f"Cannot save the model: its {kind} {cls.__qualname__} (from {cls.__module__}) is "
+        "not registered, and a model file names only registered classes (loading builds "
+        "nothing else). Fix: decorate the class with @lamina.register (or "
+        '@lamina.register("a_name")) where it is defined, and import that module before '
+        "lamina.load_model; or save the weights alone with Model.save_weights."
     )
 
 
-def _preprocessing_spec(model: Model) -> dict[str, Any] | None:
-    pre: Any = model.preprocessing
+def _layer_spec(layer: Any) -> dict[str, Any]:
+    from lamina.layers.base import LAYERS, Layer
+
+    activation = getattr(layer, "activation", None)
+    if isinstance(activation, Layer):  # a Dense(activation=...) saves its activation too
+        _spec(LAYERS, activation, "activation")
+    return _spec(LAYERS, layer, "layer")
+
+
+def _transformer_spec(pre: Any, what: str) -> dict[str, Any] | None:
     if pre is None:
         return None
     from lamina import preprocessing
@@ -104,7 +119,7 @@ def _preprocessing_spec(model: Model) -> dict[str, Any] | None:
     try:
         return {"spec": preprocessing.serialize(pre), "fitted": bool(getattr(pre, "fitted", False))}
     except LaminaError as error:
-        raise ModelFileError(f"Cannot save the model's preprocessing: {error}") from None
+        raise ModelFileError(f"Cannot save the model's {what}: {error}") from None
 
 
 def _augmentation_spec(step: Any) -> dict[str, Any]:
@@ -220,7 +235,8 @@ def compile_from(model: Model, compiled: Any) -> None:
 
 
 def preprocessing_from(entry: Any) -> tuple[Any, bool]:
-    """(the transformer, whether it was fitted) of the ``preprocessing`` field."""
+    """(the transformer, whether it was fitted) of a ``preprocessing`` or
+    ``target_preprocessing`` field."""
     if entry is None:
         return None, False
     from lamina import preprocessing

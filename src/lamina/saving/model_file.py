@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lamina._files import atomic_write
+from lamina._registry import UnknownNameError
 from lamina.errors import LaminaError, ModelFileError
 from lamina.layers.stack import named_tensors
 from lamina.saving import model_config
@@ -72,9 +73,12 @@ def encode_model(model: Model, include_optimizer: bool = True) -> bytes:
         slots = optimizer_tensors(model)
         if slots:
             members["optimizer.safetensors"] = encode(slots)
-    pre: Any = model.preprocessing
-    if pre is not None and getattr(pre, "fitted", False):
-        members["preprocessing.safetensors"] = encode(pre.get_state())
+    for name, pre in (
+        ("preprocessing", model.preprocessing),
+        ("target_preprocessing", model.target_preprocessing),
+    ):
+        if pre is not None and getattr(pre, "fitted", False):
+            members[f"{name}.safetensors"] = encode(pre.get_state())
     if model.history is not None:
         members["history.safetensors"] = encode(history_tensors(model.history))
     states, tensors = [], {}
@@ -180,6 +184,11 @@ LOAD_ERRORS = (
 
 
 def _reason(error: BaseException) -> str:
+    if isinstance(error, UnknownNameError):  # a class of the user's, not imported yet?
+        return (
+            f"it uses a class lamina does not know: {error} Fix: if it is a class of your "
+            "own, import the module that registers it (@lamina.register) before loading."
+        )
     reason = (
         str(error)
         if isinstance(error, ModelFileError)
@@ -198,18 +207,14 @@ def _build(archive: ArchiveReader, model_class: type[Model]) -> Model:
     if len(trainable) != len(layers):
         raise ModelFileError("'trainable' must be one bool per layer.")
     _fill_layers(layers, archive.read("weights.safetensors"), np.dtype(dtype))
-    preprocessing, fitted = model_config.preprocessing_from(config.get("preprocessing"))
-    if fitted:
-        if "preprocessing.safetensors" not in archive:
-            raise ModelFileError("the fitted preprocessing's state is missing.")
-        preprocessing.set_state(
-            decode(archive.read("preprocessing.safetensors"), "preprocessing.safetensors")
-        )
+    preprocessing = _transformer(config, archive, "preprocessing")
+    target_preprocessing = _transformer(config, archive, "target_preprocessing")
     model = model_class(
         layers,
         seed=None,  # the saved tensors and Generator states replace what a seed would draw
         dtype=dtype,
         preprocessing=preprocessing,
+        target_preprocessing=target_preprocessing,
         augmentation=model_config.augmentation_from(config.get("augmentation")),
     )
     model.seed = seed
@@ -233,6 +238,17 @@ def _build(archive: ArchiveReader, model_class: type[Model]) -> Model:
     model.resume_from(_callback_states(training.get("callbacks", []), tensors))
     model.metadata = model_config.check_metadata(config.get("metadata", {}), model)
     return model
+
+
+def _transformer(config: dict[str, Any], archive: ArchiveReader, name: str) -> Any:
+    """The (target) preprocessing a file describes, with its fitted state."""
+    transformer, fitted = model_config.preprocessing_from(config.get(name))
+    if fitted:
+        member = f"{name}.safetensors"
+        if member not in archive:
+            raise ModelFileError(f"the fitted {name.replace('_', ' ')}'s state is missing.")
+        transformer.set_state(decode(archive.read(member), member))
+    return transformer
 
 
 def _fill_layers(layers: list[Layer], data: bytes, dtype: np.dtype) -> None:
