@@ -13,16 +13,18 @@ Method:
     * Interleaved runs: for each repeat, for each batch size, for each system, one worker.
       Drift in the machine's state (other jobs, clock throttling) then hits every system
       alike instead of whichever ran last. The report gives the median over repeats.
-    * Inside a worker: load Fashion-MNIST; warm up a throwaway model for 20 steps (neither
-      timed nor kept); build the measured model with seed 0; train ``--epochs`` epochs,
-      timing each with ``time.perf_counter``. Training samples/s = training samples / median
-      epoch time. Inference samples/s = 10,000 test images / median of 3 timed predictions in
-      batches of the same batch size. Test accuracy is measured after the training epochs.
+    * Inside a worker: load the workload's data (Fashion-MNIST; W3: generated sequences); warm
+      up a throwaway model for 20 steps (neither timed nor kept); build the measured model
+      with seed 0; train ``--epochs`` epochs, timing each with ``time.perf_counter``.
+      Training samples/s = training samples / median epoch time. Inference samples/s = the
+      10,000 test samples / median of 3 timed predictions in batches of the same batch size.
+      Test accuracy is measured after the training epochs.
     * ``--accuracy-epochs N`` adds one longer run per system (at ``--accuracy-batch-size``)
       that reports only the test accuracy: throughput runs are too short to compare it.
 
-A workload is an entry of WORKLOADS: how to turn the images into inputs and, per system, how
-to build the model. W2 (the CNN) is added there; a system without a builder is skipped.
+A workload is an entry of WORKLOADS: its data (Fashion-MNIST unless it has a ``source``), how
+to turn them into inputs and, per system, how to build the model. W2 (the CNN), W3 (GRU) and
+W3-LSTM (the sequence classifiers) are added there; a system without a builder is skipped.
 
 Run:
     make bench                                    # installs ".[bench]", then runs this file
@@ -194,12 +196,22 @@ class SklearnTrainer:
 Builder = Callable[[int, int], Trainer]  # (seed, batch_size) -> a fresh model
 
 
+Split = tuple[np.ndarray, np.ndarray]  # (X, integer labels)
+
+
+def fashion_mnist() -> tuple[Split, Split]:
+    import lamina as lm
+
+    return lm.datasets.fashion_mnist()
+
+
 @dataclass(frozen=True)
 class Workload:
     name: str
     description: str
-    to_inputs: Callable[[np.ndarray], np.ndarray]  # uint8 images (N, 28, 28) -> float32 inputs
+    to_inputs: Callable[[np.ndarray], np.ndarray]  # raw X of `source` -> float32 inputs
     builders: Mapping[str, Builder]  # system -> model; systems left out are skipped
+    source: Callable[[], tuple[Split, Split]] = fashion_mnist  # (train, test) raw data
 
 
 def flat_unit_interval(images: np.ndarray) -> np.ndarray:
@@ -301,6 +313,98 @@ def w2_torch(seed: int, batch_size: int) -> Trainer:
     return TorchTrainer(module, optimizer, batch_size, seed)
 
 
+# W3: sequences of SEQUENCE_STEPS steps × SEQUENCE_FEATURES features, one class each.
+SEQUENCE_STEPS, SEQUENCE_FEATURES, SEQUENCE_UNITS = 40, 8, 128
+SEQUENCE_TRAIN, SEQUENCE_TEST = 10_000, 10_000
+
+
+def frequency_sequences(n: int, seed: int) -> Split:
+    """n sequences (n, 40, 8) in float32 whose class c ∈ 0…9 is the frequency of the signal:
+    every feature j is a sine of (1 + c) / 2 cycles per 40 steps with its own random phase
+    and amplitude in [0.5, 1.5], plus Gaussian noise of σ 0.5. Telling the classes apart
+    needs the whole sequence, not its last steps."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, N_CLASSES, n)
+    steps = np.arange(SEQUENCE_STEPS, dtype=np.float64)
+    cycles = (1.0 + labels) / 2.0 / SEQUENCE_STEPS  # per step
+    phase = rng.uniform(0.0, 2.0 * np.pi, (n, 1, SEQUENCE_FEATURES))
+    amplitude = rng.uniform(0.5, 1.5, (n, 1, SEQUENCE_FEATURES))
+    angle = 2.0 * np.pi * cycles[:, None, None] * steps[None, :, None] + phase
+    noise = rng.normal(0.0, 0.5, (n, SEQUENCE_STEPS, SEQUENCE_FEATURES))
+    return (amplitude * np.sin(angle) + noise).astype(np.float32), labels
+
+
+def frequency_classes() -> tuple[Split, Split]:
+    """W3's data: 10,000 training and 10,000 test sequences, from seeds 0 and 1."""
+    return frequency_sequences(SEQUENCE_TRAIN, 0), frequency_sequences(SEQUENCE_TEST, 1)
+
+
+def as_float32(X: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(X, dtype=np.float32)
+
+
+def w3_lamina(cell: str) -> Builder:
+    def build(seed: int, batch_size: int) -> Trainer:
+        import lamina as lm
+        from lamina.layers import GRU, LSTM, Dense
+
+        recurrent = {"gru": GRU, "lstm": LSTM}[cell]
+        model = lm.Model(
+            [
+                recurrent(SEQUENCE_FEATURES, SEQUENCE_UNITS),
+                Dense(SEQUENCE_UNITS, N_CLASSES, activation="softmax"),
+            ],
+            seed=seed,
+        )
+        model.compile(
+            loss="categorical_crossentropy",
+            optimizer=lm.optimizers.Adam(learning_rate=LEARNING_RATE),
+            metrics=["accuracy"],
+        )
+        return LaminaTrainer(model, batch_size)
+
+    return build
+
+
+def w3_torch(cell: str) -> Builder:
+    def build(seed: int, batch_size: int) -> Trainer:
+        import torch
+        from torch import nn
+
+        class LastState(nn.Module):
+            """The recurrent layer's last hidden state into a linear layer (logits)."""
+
+            def __init__(self) -> None:
+                super().__init__()
+                recurrent = {"gru": nn.GRU, "lstm": nn.LSTM}[cell]
+                self.recurrent = recurrent(SEQUENCE_FEATURES, SEQUENCE_UNITS, batch_first=True)
+                self.linear = nn.Linear(SEQUENCE_UNITS, N_CLASSES)
+
+            def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+                outputs, _ = self.recurrent(inputs)
+                return self.linear(outputs[:, -1])  # type: ignore[no-any-return]
+
+        torch.manual_seed(seed)
+        module = LastState()
+        optimizer = torch.optim.Adam(module.parameters(), lr=LEARNING_RATE)
+        return TorchTrainer(module, optimizer, batch_size, seed)
+
+    return build
+
+
+def w3(cell: str) -> Workload:
+    layer, peer = {"gru": ("GRU", "nn.GRU"), "lstm": ("LSTM", "nn.LSTM")}[cell]
+    return Workload(
+        name="w3" if cell == "gru" else f"w3-{cell}",
+        description=f"sequences ({SEQUENCE_STEPS} steps × {SEQUENCE_FEATURES} features, "
+        f"10 frequency classes) → {layer} {SEQUENCE_UNITS} (last state) → Dense 10 Softmax, "
+        f"Adam 1e-3; torch: {peer}(batch_first=True) + Linear",
+        to_inputs=as_float32,
+        builders={"lamina": w3_lamina(cell), "torch": w3_torch(cell)},
+        source=frequency_classes,
+    )
+
+
 WORKLOADS: dict[str, Workload] = {
     "w1": Workload(
         name="w1",
@@ -315,6 +419,8 @@ WORKLOADS: dict[str, Workload] = {
         to_inputs=images_unit_interval,
         builders={"lamina": w2_lamina, "torch": w2_torch},
     ),
+    "w3": w3("gru"),
+    "w3-lstm": w3("lstm"),
 }
 
 
@@ -322,13 +428,13 @@ WORKLOADS: dict[str, Workload] = {
 
 
 def load_data(
-    workload: Workload, limit: int | None
-) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    import lamina as lm
-
-    (X_train, y_train), (X_test, y_test) = lm.datasets.fashion_mnist()
+    workload: Workload, limit: int | None, test_limit: int | None = None
+) -> tuple[Split, Split]:
+    (X_train, y_train), (X_test, y_test) = workload.source()
     if limit is not None:
         X_train, y_train = X_train[:limit], y_train[:limit]
+    if test_limit is not None:
+        X_test, y_test = X_test[:test_limit], y_test[:test_limit]
     return (
         (workload.to_inputs(X_train), y_train.astype(np.int64)),
         (workload.to_inputs(X_test), y_test.astype(np.int64)),
@@ -384,7 +490,7 @@ def run_worker(args: argparse.Namespace) -> Result:
     workload = WORKLOADS[args.workload]
     build = workload.builders[args.worker]
     limit_threads(args.worker, args.threads)
-    (X_train, y_train), (X_test, y_test) = load_data(workload, args.limit)
+    (X_train, y_train), (X_test, y_test) = load_data(workload, args.limit, args.test_limit)
 
     warm_up(build, X_train, y_train, args.batch_size)
     trainer = build(SEED, args.batch_size)
@@ -445,6 +551,8 @@ def launch(job: Job, args: argparse.Namespace, env: Mapping[str, str]) -> Result
     ]  # fmt: skip
     if args.limit is not None:
         command += ["--limit", str(args.limit)]
+    if args.test_limit is not None:
+        command += ["--test-limit", str(args.test_limit)]
     seconds, process = timed(
         lambda: subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     )
@@ -809,6 +917,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--limit", type=positive_int, default=None, help="use only the first N training samples"
+    )
+    parser.add_argument(
+        "--test-limit", type=positive_int, default=None, help="use only the first N test samples"
     )
     parser.add_argument(
         "--env",

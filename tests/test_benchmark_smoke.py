@@ -55,6 +55,25 @@ def test_lamina_run_prints_a_table_and_writes_results(tmp_path: Path) -> None:
     assert set(results["meta"]["versions"]) >= {"python", "numpy", "lamina"}
 
 
+def test_w3_gru_and_lstm_runs_report_both_cells(tmp_path: Path) -> None:
+    # W3's generated sequences, 2 training steps and 2 test batches per cell
+    command = [
+        sys.executable, str(PEERS), "--workloads", "w3,w3-lstm", "--systems", "lamina",
+        "--limit", "256", "--test-limit", "256", "--epochs", "1", "--repeats", "1",
+        "--batch-sizes", "128", "--threads", "1", "--results-dir", str(tmp_path),
+    ]  # fmt: skip
+    process = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert process.returncode == 0, process.stderr
+    for name, cell in (("w3", "GRU"), ("w3-lstm", "LSTM")):
+        assert f"### {name} — batch size 128" in process.stdout
+        assert f"→ {cell} 128 (last state)" in process.stdout
+        [path] = tmp_path.glob(f"{name}-2*.json")
+        [run] = json.loads(path.read_text())["runs"]
+        assert (run["n_train"], run["n_test"]) == (256, 256)
+        assert run["train_samples_per_s"] > 0
+        assert run["inference_samples_per_s"] > 0
+
+
 ACCURACY = PEERS.parent / "accuracy.py"
 
 

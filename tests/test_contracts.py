@@ -90,7 +90,10 @@ def test_layer_keeps_dtype(name: str, dtype: type) -> None:
     out = layer.forward(x, training=True)
     assert out.dtype == dtype
     back = layer.backward(np.ones_like(out))
-    assert back is not None and back.dtype == dtype
+    if layer.integer_inputs:  # ids have no gradient: Embedding's backward returns None
+        assert back is None
+    else:
+        assert back is not None and back.dtype == dtype
     assert all(g.dtype == dtype for g in layer.grads.values())
 
 

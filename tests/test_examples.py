@@ -84,3 +84,19 @@ def test_your_own_data_examples_run(
     finally:
         if "scale" in lm.layers.base.LAYERS:
             lm.registration.unregister(lm.layers.base.LAYERS.lookup("scale"))
+
+
+def test_sequence_examples_run(capsys: pytest.CaptureFixture[str]) -> None:
+    """The README's "Sequences" section: masked variable-length ids through a GRU (its own
+    assert: padding does not change predictions), and a forecast that beats the last
+    value."""
+    blocks = readme_section_code("Sequences")
+    assert len(blocks) == 2
+    run_block(blocks[0], "padded ids")
+    accuracy = re.fullmatch(r"test accuracy (\S+)\n", capsys.readouterr().out)
+    assert accuracy is not None and float(accuracy.group(1)) > 0.95
+    run_block(blocks[1], "forecast")
+    printed = re.fullmatch(
+        r"GRU MSE (\S+), repeating the last value (\S+)\n", capsys.readouterr().out
+    )
+    assert printed is not None and float(printed.group(1)) < float(printed.group(2)) / 3

@@ -48,6 +48,12 @@ CLASSES: dict[str, type] = {
 REQUIRED: dict[type, dict[str, Any]] = {
     L.Dense: {"n_inputs": 3, "n_neurons": 2},
     L.Conv2D: {"in_channels": 1, "filters": 2, "kernel_size": 3},
+    L.Conv1D: {"in_channels": 1, "filters": 2, "kernel_size": 3},
+    L.Embedding: {"vocabulary": 10, "dimension": 4},
+    L.SimpleRNN: {"n_inputs": 3, "units": 2},
+    L.GRU: {"n_inputs": 3, "units": 2},
+    L.LSTM: {"n_inputs": 3, "units": 2},
+    L.Bidirectional: {"layer": L.GRU(3, 2)},
     L.BatchNorm: {"n_features": 3},
     L.Dropout: {"rate": 0.5},
     P.Pipeline: {"steps": [P.StandardScaler()]},

@@ -17,6 +17,7 @@ from lamina import layers as L
 from lamina import losses
 from lamina.gradcheck import GradcheckReport, gradcheck
 from lamina.layers.base import Layer
+from lamina.layers.recurrent_base import Recurrent
 from lamina.losses import Loss
 from lamina.model import Model
 
@@ -58,7 +59,20 @@ def _dense_cases(rng: np.random.Generator) -> list[Case]:
         Case("dense", L.Dense(5, 4, weight_init="glorot_uniform"), x),
         Case("dense+l1/l2", regularized, x),
         Case("dense+tanh", activated, x),
+        Case("dense on a sequence (every step)", L.Dense(3, 4), rng.standard_normal((3, 5, 3))),
+        Case("dense tagger, a label per step", _tagger(), *_tagged(rng)),
     ]
+
+
+def _tagger() -> Model:
+    model = Model([L.Dense(3, 4, activation="tanh"), L.Dense(4, 3, activation="softmax")], seed=1)
+    model.compile(loss="sparse_categorical_crossentropy", optimizer="sgd", metrics=[])
+    return model
+
+
+def _tagged(rng: np.random.Generator) -> tuple[Array, Array]:
+    """3 sequences of 4 steps and a class per step, for a sequence output."""
+    return rng.standard_normal((3, 4, 3)), rng.integers(0, 3, (3, 4))
 
 
 def _activation_case(
@@ -236,3 +250,172 @@ def all_cases(seed: int = 0) -> list[Case]:
         for build in table.values():
             cases.extend(build(rng))
     return cases
+
+
+# -- sequences: 1-D convolution and pooling, global pooling, Embedding, Masking -------------
+
+
+def _conv1d_cases(rng: np.random.Generator) -> list[Case]:
+    regularized = L.Conv1D(2, 3, 3, padding="causal", dilation=2, weight_l1=0.01, weight_l2=0.02)
+    regularized.params["weights"] = away_from_zero(rng, (3, 2, 3), 0.1)
+    return [
+        Case("conv1d k3 stride 1 valid", L.Conv1D(2, 3, 3), rng.standard_normal((2, 7, 2))),
+        Case(
+            "conv1d k3 stride 2 same + tanh",
+            L.Conv1D(3, 2, 3, stride=2, padding="same", activation="tanh"),
+            rng.standard_normal((2, 8, 3)),
+        ),
+        Case("conv1d k3 dilation 2 causal + l1/l2", regularized, rng.standard_normal((2, 7, 2))),
+        Case(
+            "conv1d k2 stride 2 dilation 3 same",
+            L.Conv1D(1, 2, 2, stride=2, padding="same", dilation=3),
+            rng.standard_normal((3, 9, 1)),
+        ),
+    ]
+
+
+def _pool1d_cases(
+    cls: type[L.MaxPool1D] | type[L.AvgPool1D],
+) -> Callable[[np.random.Generator], list[Case]]:
+    def build(rng: np.random.Generator) -> list[Case]:
+        name = cls.__name__.lower()
+        return [
+            Case(f"{name} 2", cls(2), distinct(rng, (2, 7, 3))),
+            Case(f"{name} 3 stride 2 (overlapping)", cls(3, stride=2), distinct(rng, (2, 8, 2))),
+            Case(
+                f"{name} 3 stride 2 same",
+                cls(3, stride=2, padding="same"),
+                distinct(rng, (2, 8, 2)),
+            ),
+        ]
+
+    return build
+
+
+def _lengths_mask(rng: np.random.Generator, n: int, steps: int) -> Array:
+    """A padding mask of sequences of random lengths 1 … steps, one of them full."""
+    lengths = rng.integers(1, steps + 1, n)
+    lengths[0] = steps
+    return np.arange(steps) < lengths[:, None]
+
+
+def _global_pool1d_cases(cls: type[Layer]) -> Callable[[np.random.Generator], list[Case]]:
+    def build(rng: np.random.Generator) -> list[Case]:
+        name = cls.__name__
+        return [
+            Case(name, cls(), distinct(rng, (3, 5, 4))),
+            Case(f"{name}, masked", cls(), distinct(rng, (4, 6, 3)), mask=_lengths_mask(rng, 4, 6)),
+        ]
+
+    return build
+
+
+def _global_pool2d_cases(cls: type[Layer]) -> Callable[[np.random.Generator], list[Case]]:
+    def build(rng: np.random.Generator) -> list[Case]:
+        return [Case(cls.__name__, cls(), distinct(rng, (2, 3, 4, 3)))]
+
+    return build
+
+
+def _embedding_cases(rng: np.random.Generator) -> list[Case]:
+    ids = rng.integers(0, 6, (4, 5))
+    ids[0, :3] = 2  # an id repeated within a sample, and across samples below
+    ids[1, 0] = 2
+    regularized = L.Embedding(7, 3, mask_zero=True, weight_l1=0.01, weight_l2=0.05)
+    regularized.params["weights"] = away_from_zero(rng, (7, 3), 0.1)
+    return [
+        Case("embedding, repeated ids", L.Embedding(6, 3), ids),
+        Case("embedding mask_zero + l1/l2, float ids", regularized, ids.astype(np.float64)),
+    ]
+
+
+def _masking_cases(rng: np.random.Generator) -> list[Case]:
+    """No padded step: perturbing one feature of a padded step makes it real, so the mask
+    jumps and a numerical derivative there means nothing (tests/layers cover those steps)."""
+    x = rng.standard_normal((3, 5, 2))
+    x[1, 3, 0] = 0.5  # one feature at mask_value does not make a step padded
+    return [Case("masking (no padded step)", L.Masking(mask_value=0.5), x)]
+
+
+LAYER_CASES.update(
+    {
+        "conv1d": _conv1d_cases,
+        "max_pool1d": _pool1d_cases(L.MaxPool1D),
+        "avg_pool1d": _pool1d_cases(L.AvgPool1D),
+        "global_average_pooling1d": _global_pool1d_cases(L.GlobalAveragePooling1D),
+        "global_max_pooling1d": _global_pool1d_cases(L.GlobalMaxPooling1D),
+        "global_average_pooling2d": _global_pool2d_cases(L.GlobalAveragePooling2D),
+        "global_max_pooling2d": _global_pool2d_cases(L.GlobalMaxPooling2D),
+        "embedding": _embedding_cases,
+        "masking": _masking_cases,
+    }
+)
+
+
+# -- recurrent layers and Bidirectional -----------------------------------------------------
+
+
+def _ragged_mask() -> Array:
+    """4 sequences of 6 steps: one fully real, two post-padded (lengths 4 and 2), and one of
+    length 5 with an interior masked step."""
+    mask = np.arange(6) < np.array([6, 4, 5, 2])[:, None]
+    mask[2, 2] = False
+    return mask
+
+
+def _recurrent_cases(cls: type[Recurrent]) -> Callable[[np.random.Generator], list[Case]]:
+    def build(rng: np.random.Generator) -> list[Case]:
+        name, mask = cls.__name__, _ragged_mask()
+        learned = cls(2, 3, return_sequences=True, trainable_initial_state=True)
+        for key in ("initial_state", "initial_cell"):
+            if key in learned.params:
+                learned.params[key] = rng.uniform(-0.8, 0.8, 3)
+        sequences = cls(2, 3, return_sequences=True)
+        return [
+            Case(f"{name} last state", cls(2, 3), rng.standard_normal((3, 5, 2))),
+            Case(f"{name} sequences", sequences, rng.standard_normal((3, 5, 2))),
+            Case(
+                f"{name} last state, masked", cls(2, 3), rng.standard_normal((4, 6, 2)), mask=mask
+            ),
+            Case(f"{name} sequences, masked", sequences, rng.standard_normal((4, 6, 2)), mask=mask),
+            Case(f"{name} learned h0, masked", learned, rng.standard_normal((4, 6, 2)), mask=mask),
+        ]
+
+    return build
+
+
+def _bidirectional_cases(rng: np.random.Generator) -> list[Case]:
+    mask = _ragged_mask()
+    return [
+        Case(
+            "bidirectional GRU concat", L.Bidirectional(L.GRU(2, 3)), rng.standard_normal((3, 5, 2))
+        ),
+        Case(
+            "bidirectional LSTM concat, masked",
+            L.Bidirectional(L.LSTM(2, 3)),
+            rng.standard_normal((4, 6, 2)),
+            mask=mask,
+        ),
+        Case(
+            "bidirectional GRU sequences sum, masked",
+            L.Bidirectional(L.GRU(2, 3, return_sequences=True), merge_mode="sum"),
+            rng.standard_normal((4, 6, 2)),
+            mask=mask,
+        ),
+        Case(
+            "bidirectional SimpleRNN sequences mul, masked",
+            L.Bidirectional(L.SimpleRNN(2, 3, return_sequences=True), merge_mode="mul"),
+            rng.standard_normal((4, 6, 2)),
+            mask=mask,
+        ),
+    ]
+
+
+LAYER_CASES.update(
+    {
+        "simple_rnn": _recurrent_cases(L.SimpleRNN),
+        "gru": _recurrent_cases(L.GRU),
+        "lstm": _recurrent_cases(L.LSTM),
+        "bidirectional": _bidirectional_cases,
+    }
+)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import ArrayLike
 
+from lamina.engine import sequences
 from lamina.errors import GradcheckError, InputError
 from lamina.layers.base import Layer
 from lamina.losses import Loss
@@ -150,8 +151,10 @@ def _model_checks(original: Model, x: Array, y: Array) -> dict[str, Check]:
     def objective() -> float:
         for layer, state in zip(model.layers, states, strict=True):
             layer.rng.bit_generator.state = state
-        y_pred = model.forward(x_checked, training=True)
-        return loss.calculate(y_pred, y_checked) + model.regularization_penalty()
+        outputs = model.forward(x_checked, training=True)  # a sequence's steps as rows:
+        y_pred, y_rows, steps = sequences.rows(outputs, y_checked, model.plan.output_mask)
+        sample_losses = sequences.reduce(loss.forward(y_pred, y_rows), steps)
+        return float(np.mean(sample_losses)) + model.regularization_penalty()
 
     objective()
     for layer, state in zip(model.layers, states, strict=True):

@@ -47,6 +47,29 @@ def he_normal(
     return (np.sqrt(2.0 / fan_in) * rng.standard_normal(shape)).astype(dtype)
 
 
+@INITIALIZERS.register("orthogonal")
+def orthogonal(
+    shape: tuple[int, ...], fan_in: int, fan_out: int, rng: np.random.Generator, dtype: np.dtype
+) -> np.ndarray:
+    r"""A (semi-)orthogonal matrix, as ``torch.nn.init.orthogonal_`` draws it (Saxe et al.
+    2014): Q of the QR decomposition of a standard normal matrix, its columns' signs fixed
+    by ``sign(diag R)`` so that Q is uniformly (Haar) distributed. The shape is read as
+    (shape[0], the product of the rest); with fewer rows than columns the rows are
+    orthonormal (Q·Qᵀ = I), else the columns (Qᵀ·Q = I). Recurrent layers draw one square
+    block per gate, so each gate's h ↦ h·U keeps the norm of h (no vanishing or exploding
+    through time at the start)."""
+    rows = shape[0]
+    cols = int(np.prod(shape[1:])) if len(shape) > 1 else 1
+    gaussian = rng.standard_normal((rows, cols))
+    if rows < cols:
+        gaussian = gaussian.T
+    q, r = np.linalg.qr(gaussian)
+    q *= np.sign(np.diag(r))
+    if rows < cols:
+        q = q.T
+    return q.reshape(shape).astype(dtype)
+
+
 @INITIALIZERS.register("torch_uniform")
 @BIAS_INITIALIZERS.register("torch_uniform")
 def torch_uniform(
@@ -62,6 +85,16 @@ def torch_uniform(
     """
     limit = 1.0 / np.sqrt(fan_in)
     return rng.uniform(-limit, limit, shape).astype(dtype)
+
+
+@INITIALIZERS.register("uniform")
+def uniform(
+    shape: tuple[int, ...], fan_in: int, fan_out: int, rng: np.random.Generator, dtype: np.dtype
+) -> np.ndarray:
+    """``U(−0.05, 0.05)``, whatever the fans: Keras' ``RandomUniform()`` default, which its
+    ``Embedding`` starts from (an embedding's "fan-in" is one one-hot row, so the fan-based
+    scales do not apply). Embedding's default (``lamina.layers.embedding``)."""
+    return rng.uniform(-0.05, 0.05, shape).astype(dtype)
 
 
 @BIAS_INITIALIZERS.register("zeros")
@@ -85,7 +118,7 @@ BIAS_INIT = rule(
 
 def get(name: str) -> Initializer:
     """The weight initializer registered under ``name`` ("small", "glorot_uniform",
-    "he_normal", "torch_uniform")."""
+    "he_normal", "orthogonal", "torch_uniform")."""
     return INITIALIZERS.lookup(name)
 
 

@@ -23,11 +23,12 @@ from lamina import metrics as metrics_module
 from lamina import optimizers as optimizers_module
 from lamina._params import Flag, FloatType, Interval, check
 from lamina.callbacks import Callback, CallbackState, History
-from lamina.engine import inputs, sampling
+from lamina.engine import inputs, sampling, sequences
 from lamina.engine import weights as weighting
 from lamina.engine.arena import ParameterArena
 from lamina.engine.plan import ExecutionPlan
 from lamina.engine.randomness import Generators
+from lamina.engine.sequences import rows
 from lamina.engine.statistics import Statistics
 from lamina.engine.training import TrainingLoop
 from lamina.errors import NotCompiledError, NumericalError
@@ -183,14 +184,17 @@ class Model:
         """
         loss = self.loss
         assert loss is not None
+        outputs, (y_pred, y_true, steps) = y_pred, rows(y_pred, y_true, self._plan.output_mask)
         if self._plan.fused_softmax:
             dvalues = loss.backward_through_softmax(y_pred, y_true)  # type: ignore[attr-defined]
         else:
             dvalues = loss.backward(y_pred, y_true)
+        if steps is not None:  # a sequence output: every step a row (engine/sequences.py)
+            sample_weight = sequences.row_weights(sample_weight, steps)
         if sample_weight is not None:
             scale = weighting.row_scale(sample_weight).astype(dvalues.dtype)
             dvalues = dvalues * scale.reshape(-1, *([1] * (dvalues.ndim - 1)))
-        self._plan.backward(dvalues)
+        self._plan.backward(dvalues.reshape(outputs.shape))
 
     def regularization_penalty(self) -> float:
         """Σ of every layer's L1/L2 penalty (notes §1.6), added to the reported loss."""
@@ -219,20 +223,21 @@ class Model:
         """
         loss, optimizer = self._require_compiled("train_step")
         arena = self._parameter_arena()
-        y_pred = self.forward(x, training=True)
-        sample_losses = loss.forward(y_pred, y)
+        outputs = self.forward(x, training=True)
+        y_pred, y_rows, steps = rows(outputs, y, self._plan.output_mask)
+        sample_losses = sequences.reduce(loss.forward(y_pred, y_rows), steps)
         if not math.isfinite(float(sample_losses.sum())):
             raise NumericalError(
                 "the loss is NaN/inf (training diverged); the parameters were left as they were "
                 "before this batch. Fix: lower the learning rate or add decay."
             )
-        scores = self._scores(y_pred, y)
+        scores = self._scores(y_pred, y_rows, steps)
         if sample_weight is not None and not sample_weight.sum() > 0:
-            return y_pred, sample_losses, scores
-        self.backward(y_pred, y, sample_weight)
+            return outputs, sample_losses, scores
+        self.backward(outputs, y, sample_weight)
         arena.collect_gradients()
         optimizer.step(arena.groups, flat=(arena.values, arena.grads))
-        return y_pred, sample_losses, scores
+        return outputs, sample_losses, scores
 
     # -- fit -----------------------------------------------------------------------------
     def fit(
@@ -354,12 +359,13 @@ class Model:
         loss = self.loss
         assert loss is not None
         statistics = Statistics(self.metrics)
-        for start, y_pred in self._plan.batches(X, self._batch_size(batch_size)):
-            rows = slice(start, start + len(y_pred))
-            yb = y[rows]
-            scores = self._scores(y_pred, yb)
-            weights = None if sample_weight is None else sample_weight[rows]
-            statistics.add(loss.forward(y_pred, yb), scores, weights)
+        for start, outputs in self._plan.batches(X, self._batch_size(batch_size)):
+            batch = slice(start, start + len(outputs))
+            y_pred, yb, steps = rows(outputs, y[batch], self._plan.output_mask)
+            scores = self._scores(y_pred, yb, steps)
+            weights = None if sample_weight is None else sample_weight[batch]
+            losses = sequences.reduce(loss.forward(y_pred, yb), steps)
+            statistics.add(losses, scores, weights)
         return statistics.result(penalty=self.regularization_penalty())
 
     @overload
@@ -445,15 +451,16 @@ class Model:
         if self.preprocessing is not None:
             inputs.require_fitted(self.preprocessing, action)
 
-    def _scores(self, y_pred: Array, y: Array) -> list[Array]:
+    def _scores(self, y_pred: Array, y: Array, steps: Array | None = None) -> list[Array]:
         """Each metric's per-sample components, of the predicted means (a GaussianNLL
-        head's μ), in the data's units."""
+        head's μ), in the data's units; with ``steps``, of rows that are the time steps of
+        sequences, averaged per sequence."""
         split = getattr(self.loss, "mean_std", None)
         if split is not None:
             y_pred = split(y_pred)[0]
         if self.target_preprocessing is not None:
             y_pred, y = inputs.original_units(self, y_pred), inputs.original_units(self, y)
-        return [metric.per_sample(y_pred, y) for metric in self.metrics]
+        return [sequences.reduce(metric.per_sample(y_pred, y), steps) for metric in self.metrics]
 
     # -- saving ----------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str], *, include_optimizer: bool = True) -> None:

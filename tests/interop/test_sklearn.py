@@ -171,7 +171,10 @@ def test_balanced_class_weight_in_cross_val_score() -> None:
 
     def scores(class_weight: object, seed: int) -> tuple[float, float]:
         net = LaminaClassifier(
-            hidden_layer_sizes=(16,), epochs=15, learning_rate=1e-2, seed=seed,
+            hidden_layer_sizes=(16,),
+            epochs=15,
+            learning_rate=1e-2,
+            seed=seed,
             class_weight=class_weight,
         )
         folds = StratifiedKFold(3, shuffle=True, random_state=seed)

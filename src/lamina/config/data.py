@@ -119,6 +119,8 @@ DATASETS: dict[str, Dataset] = {
     "spiral": _generated(datasets.spiral),
     "vertical": _generated(datasets.vertical),
     "sine": _generated(datasets.sine),
+    "adding_problem": _generated(datasets.adding_problem),
+    "noisy_sine": _generated(datasets.noisy_sine),
     "image_folder": Dataset(
         ("path", "test_path", "size", "grayscale", "limit"), _image_folder, required=("path",)
     ),
@@ -150,10 +152,12 @@ RULES: dict[str, Rule] = {
     # the generators' own rules, so that Python and a config give the same message
     "samples": count_rule("samples", 1, 100),
     "classes": count_rule("classes", 1, 3),
+    "steps": count_rule("steps", 2, 50),
+    "horizon": count_rule("horizon", 1, 1),
     "noise": NOISE,
     "seed": SEED,
 }
-GENERATOR_KEYS = ("samples", "classes", "noise", "seed")
+GENERATOR_KEYS = ("samples", "classes", "steps", "horizon", "noise", "seed")
 
 
 def check_data(table: Mapping[str, Any], source: Source) -> Dataset:
@@ -182,7 +186,8 @@ def check_data(table: Mapping[str, Any], source: Source) -> Dataset:
     if dataset.defaults:  # a generator: refuse more rows than it may make before it runs
         arguments = {**dataset.defaults, **table}
         try:
-            check_rows(arguments["samples"], arguments.get("classes", 1))
+            steps = arguments.get("steps", 1) + arguments.get("horizon", 0)
+            check_rows(arguments["samples"], arguments.get("classes", 1), steps=steps)
         except ConfigError as error:
             raise source.error(str(error), "data", key="samples") from None
     return dataset

@@ -18,6 +18,11 @@ prepare them (grayscale, same pixel dimensions), :func:`load_image` one image fi
 one that declares more than :data:`MAX_IMAGE_PIXELS` pixels), :func:`to_image_folder` writes
 arrays as such a tree, and :func:`load_csv` reads a table with a header row and a named
 target column. Only regular files are read: a FIFO or a device is refused, not read.
+
+Sequences (:mod:`lamina.datasets.sequences`): :func:`windows` cuts a series into sliding
+windows for forecasting, :func:`pad_sequences` puts sequences of different lengths into one
+array, and :func:`adding_problem` and :func:`noisy_sine` generate two problems with known
+answers for recurrent networks.
 """
 
 from __future__ import annotations
@@ -39,6 +44,13 @@ from numpy.typing import NDArray
 
 from lamina.datasets.folders import ImageFolder, class_folder_name, image_folder, to_image_folder
 from lamina.datasets.images import IMAGE_SUFFIXES, MAX_IMAGE_PIXELS, load_image
+from lamina.datasets.sequences import (
+    SINE_FREQUENCIES,
+    adding_problem,
+    noisy_sine,
+    pad_sequences,
+    windows,
+)
 from lamina.datasets.synthetic import MAX_SAMPLES, sine, spiral, vertical
 from lamina.datasets.tables import CsvData, load_csv, load_csv_features
 from lamina.errors import DataIntegrityError, DataNotFoundError
@@ -51,9 +63,11 @@ __all__ = [
     "MAX_IMAGE_PIXELS",
     "MAX_SAMPLES",
     "MNIST_CLASSES",
+    "SINE_FREQUENCIES",
     "SYSTEM_ROOT",
     "CsvData",
     "ImageFolder",
+    "adding_problem",
     "class_folder_name",
     "fashion_mnist",
     "image_folder",
@@ -61,10 +75,13 @@ __all__ = [
     "load_csv_features",
     "load_image",
     "mnist",
+    "noisy_sine",
+    "pad_sequences",
     "sine",
     "spiral",
     "to_image_folder",
     "vertical",
+    "windows",
 ]
 
 Split = tuple[NDArray[np.uint8], NDArray[np.uint8]]

@@ -87,15 +87,18 @@ def check_count(argument: str, value: Any, minimum: int, example: int) -> int:
     return int(count_rule(argument, minimum, example).check("", argument, value))
 
 
-def check_rows(samples: int, classes: int = 1) -> None:
-    """Refuse ``samples × classes`` rows above :data:`MAX_SAMPLES` before allocating them."""
-    if samples * classes > MAX_SAMPLES:
+def check_rows(samples: int, classes: int = 1, *, steps: int = 1) -> None:
+    """Refuse ``samples × classes`` rows (``samples × steps`` for a set of sequences: one row
+    a time step) above :data:`MAX_SAMPLES` before allocating them."""
+    if samples * classes * steps > MAX_SAMPLES:
         received = f"samples={samples:,}" + (f" × classes={classes:,}" if classes > 1 else "")
+        received += f" × steps={steps:,}" if steps > 1 else ""
+        counted = "samples × steps, one row a time step" if steps > 1 else "samples × classes"
         raise ConfigError(
             invalid(
                 "samples",
-                f"at most {MAX_SAMPLES:,} rows in all (samples × classes)",
-                f"{received} = {samples * classes:,} rows",
+                f"at most {MAX_SAMPLES:,} rows in all ({counted})",
+                f"{received} = {samples * classes * steps:,} rows",
                 "pass fewer samples, e.g. samples=1000",
             ),
             argument="samples",

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from lamina.engine.sequences import sequence_targets
 from lamina.errors import ConfigError, NotCompiledError, invalid
 from lamina.losses import CategoricalCrossentropy
 from lamina.validation import cast_samples, check_finite, numeric_samples, targets_for
@@ -31,7 +32,8 @@ def model_inputs(model: Model, X: ArrayLike, name: str, *, finite: bool) -> Arra
     if model.preprocessing is not None:
         require_fitted(model.preprocessing, "evaluate or predict")
         array = np.asarray(model.preprocessing.transform(array))
-    array = cast_samples(array, model.dtype, name)
+    if not model.layers[0].integer_inputs:  # ids (Embedding) stay exact, whatever their size
+        array = cast_samples(array, model.dtype, name)
     if model.preprocessing is not None and finite:
         check_finite(array, f"{name} after preprocessing")
     model.output_shape(array.shape[1:])
@@ -41,14 +43,11 @@ def model_inputs(model: Model, X: ArrayLike, name: str, *, finite: bool) -> Arra
 def model_targets(model: Model, y: ArrayLike, inputs: Array, names: tuple[str, str]) -> Array:
     """Targets checked against the inputs and put in the loss's form (labels or one-hot,
     the model's dtype), scaled by the target preprocessing once it is fitted."""
-    targets = targets_for(y, len(inputs), names)
-    n_outputs = model.output_shape(inputs.shape[1:])[-1]
-    assert model.loss is not None and n_outputs is not None
-    targets = model.loss.prepare_targets(targets, n_outputs)
+    targets = loss_targets(model, targets_for(y, len(inputs), names), inputs, names[1])
     scaling = model.target_preprocessing
     if scaling is not None and getattr(scaling, "fitted", True):
-        targets = np.asarray(scaling.transform(targets))
-    if targets.ndim > 1 or not isinstance(model.loss, CategoricalCrossentropy):
+        targets = by_rows(scaling.transform, targets)
+    if targets.dtype.kind not in "iu" or not isinstance(model.loss, CategoricalCrossentropy):
         targets = targets.astype(model.dtype, copy=False)  # no float64 upcasts in the loss
     return targets
 
@@ -58,9 +57,29 @@ def fit_target_preprocessing(model: Model, y: Array, inputs: Array) -> None:
     scaling = model.target_preprocessing
     if scaling is None or getattr(scaling, "fitted", False):
         return
-    n_outputs = model.output_shape(inputs.shape[1:])[-1]
-    assert model.loss is not None and n_outputs is not None
-    scaling.fit(model.loss.prepare_targets(targets_for(y, len(inputs), ("X", "y")), n_outputs))
+    targets = loss_targets(model, targets_for(y, len(inputs), ("X", "y")), inputs, "y")
+    scaling.fit(targets.reshape(-1, *targets.shape[2:]) if targets.ndim > 2 else targets)
+
+
+def loss_targets(model: Model, targets: Array, inputs: Array, name: str) -> Array:
+    """Targets in the loss's form (``Loss.prepare_targets``). For a sequence output
+    (N, T, K), one target per step: (N, T) or (N, T, K), checked and prepared as N·T rows
+    (``engine/sequences.py``), returned with the time axis."""
+    output_shape = model.output_shape(inputs.shape[1:])
+    assert model.loss is not None and output_shape[-1] is not None
+    if len(output_shape) != 2:
+        return model.loss.prepare_targets(targets, output_shape[-1])
+    rows = sequence_targets(targets, output_shape, name)
+    prepared = model.loss.prepare_targets(rows, output_shape[-1])
+    return prepared.reshape(len(targets), -1, *prepared.shape[1:])
+
+
+def by_rows(transform: Any, values: Array) -> Array:
+    """``transform`` (a fitted scaler's) of (N, K) values, or of (N, T, K) sequences' steps
+    as N·T rows."""
+    if values.ndim <= 2:
+        return np.asarray(transform(values))
+    return np.asarray(transform(values.reshape(-1, values.shape[-1]))).reshape(values.shape)
 
 
 def original_units(model: Model, values: Array) -> Array:
@@ -75,7 +94,7 @@ def original_units(model: Model, values: Array) -> Array:
         "target_preprocessing",
         "y_train.reshape(len(y_train), -1)",
     )
-    return np.asarray(scaling.inverse_transform(values)).astype(values.dtype, copy=False)
+    return by_rows(scaling.inverse_transform, values).astype(values.dtype, copy=False)
 
 
 def check_target_preprocessing(transformer: Any, loss: Any) -> None:

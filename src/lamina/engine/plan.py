@@ -13,7 +13,11 @@ activation, so that the plan can
 - run a Conv2D straight into such a MaxPool2D as one step (``lamina.engine.fusion``): the
   convolution computes its outputs in the order the pooling reads them;
 - stop backward before a final Softmax whose gradient the loss gives directly,
-  ∂L/∂z = (ŷ − y)/N (notes §1.3).
+  ∂L/∂z = (ŷ − y)/N (notes §1.3);
+- carry a padding mask from the layer that makes it (``Embedding(mask_zero=True)``,
+  ``Masking``) to the layers that use it (recurrent layers, global pooling over time) and,
+  for a sequence output, to the loss (:attr:`ExecutionPlan.output_mask`). A model without
+  a mask-making layer runs none of this.
 """
 
 from __future__ import annotations
@@ -92,6 +96,10 @@ class ExecutionPlan:
         steps = self.steps
         self.fused_softmax = loss_takes_softmax and _is_softmax(steps[-1])
         self.backward_steps = steps[:-1] if self.fused_softmax else steps
+        #: whether a layer makes a padding mask, so that forward follows it step by step
+        self.masked = any(layer.makes_mask for layer in layers)
+        #: the padding mask (N, T) of the last forward's outputs, or None
+        self.output_mask: Array | None = None
 
     @property
     def linear_first(self) -> bool:
@@ -100,8 +108,25 @@ class ExecutionPlan:
 
     def forward(self, inputs: Array, *, training: bool, first: int = 0) -> Array:
         """Run the steps from ``first`` on (0: all of them)."""
+        if self.masked:
+            return self._forward_masked(inputs, training=training, first=first)
         for step in self.steps[first:]:
             inputs = step.forward(inputs, training=training)
+        return inputs
+
+    def _forward_masked(self, inputs: Array, *, training: bool, first: int) -> Array:
+        """:meth:`forward` with the padding mask: each step's layer computes the mask of
+        its outputs from its inputs and theirs; the layers that use it receive it."""
+        mask = None
+        for step in self.steps[first:]:
+            layer = _layer_of(step)
+            next_mask = layer.compute_mask(inputs, mask)
+            if layer.uses_mask:
+                inputs = step.forward(inputs, training=training, mask=mask)  # type: ignore[call-arg]
+            else:
+                inputs = step.forward(inputs, training=training)
+            mask = next_mask
+        self.output_mask = mask
         return inputs
 
     def batches(
@@ -146,6 +171,19 @@ def _fuse_convolution_pooling(steps: list[Step]) -> list[Step]:
         else:
             fused.append(step)
     return fused
+
+
+def _layer_of(step: Step) -> Layer:
+    """The layer whose masking rules a step follows (a Conv2D + MaxPool2D step: the pool's,
+    which refuses a mask as the convolution does)."""
+    if isinstance(step, LinearStep):
+        return step.layer
+    if isinstance(step, InPlaceActivation):
+        return step.activation
+    if isinstance(step, PooledConvolution):
+        return step.pool
+    assert isinstance(step, Layer)
+    return step
 
 
 def _gives_away_output(step: Step) -> bool:

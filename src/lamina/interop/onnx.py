@@ -40,6 +40,8 @@ from lamina import preprocessing as pre
 from lamina._files import atomic_write
 from lamina.errors import ConfigError, NotCompiledError, ShapeError, invalid
 from lamina.interop.onnx_graph import CONVERTERS, Graph, unsupported
+from lamina.interop.onnx_recurrent import RECURRENT_CONVERTERS
+from lamina.interop.onnx_sequence import SEQUENCE_CONVERTERS
 from lamina.layers import (
     Activation,
     BatchNorm,
@@ -60,6 +62,9 @@ Array = np.ndarray
 MIN_OPSET = 13
 
 _INSTALL_HINT = "pip install 'lamina[onnx]'"
+
+CONVERTERS.update(SEQUENCE_CONVERTERS)  # Conv1D, pooling, Embedding: onnx_sequence.py
+CONVERTERS.update(RECURRENT_CONVERTERS)  # SimpleRNN, GRU, LSTM, Bidirectional
 
 
 def export(

@@ -192,6 +192,12 @@ class Layer:
         return self.forward(inputs, training=training)
 
     # -- masks ---------------------------------------------------------------------------
+    @property
+    def makes_mask(self) -> bool:
+        """Whether :meth:`compute_mask` may give a mask to inputs that have none (True for
+        ``Embedding(mask_zero=True)`` and ``Masking``): a model follows masks only then."""
+        return False
+
     def compute_mask(self, inputs: Array, mask: Array | None) -> Array | None:
         """The padding mask of this layer's outputs, from its ``inputs`` and their ``mask``.
 

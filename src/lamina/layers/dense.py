@@ -8,8 +8,17 @@ import numpy as np
 
 from lamina import initializers
 from lamina._params import Interval, checked, rule
+from lamina.errors import ShapeError
 from lamina.layers.activated import ActivatedLayer, with_activation_built
-from lamina.layers.base import LAYERS, Array, Layer, Shape, new_tensor, regularizers_for
+from lamina.layers.base import (
+    LAYERS,
+    Array,
+    Layer,
+    Shape,
+    format_shape,
+    new_tensor,
+    regularizers_for,
+)
 from lamina.regularizers import STRENGTH
 
 SIZE = rule(Interval(int, 1), fix="pass the layer sizes, e.g. Dense(784, 128)")
@@ -34,8 +43,13 @@ class Dense(ActivatedLayer):
             ``"torch_uniform"`` (U(±1/√n_inputs), as PyTorch draws them).
         weight_l1, weight_l2, bias_l1, bias_l2: L1/L2 strengths λ (notes §1.6).
     Shape:
-        inputs (batch, n_inputs) -> outputs (batch, n_neurons)
+        inputs (batch, n_inputs) -> outputs (batch, n_neurons); inputs with more axes, such
+        as a sequence (batch, time, n_inputs), are transformed along the last axis, the
+        same W at every step: (batch, …, n_inputs) -> (batch, …, n_neurons). A padding mask
+        passes through.
     """
+
+    supports_masking = True
 
     @checked(
         n_inputs=SIZE,
@@ -92,7 +106,21 @@ class Dense(ActivatedLayer):
         return (self.n_inputs,)
 
     def output_shape(self, input_shape: Shape) -> Shape:
-        return (self.n_neurons,)
+        return (*input_shape[:-1], self.n_neurons)
+
+    def check_input_shape(self, input_shape: Shape, source: str) -> None:
+        """Any per-sample shape ending in ``n_inputs`` fits (a row, or a sequence of rows)."""
+        if len(input_shape) > 1 and input_shape[-1] in (None, self.n_inputs):
+            return
+        if len(input_shape) > 1:
+            size = int(np.prod([d for d in input_shape if d is not None]))
+            raise ShapeError(
+                f"{self.describe()} expects rows of {self.n_inputs} values on the last axis, "
+                f"but {source} gives {format_shape(input_shape)}. Fix: put a Flatten() "
+                f"before it (then n_inputs={size}), or build it with "
+                f"n_inputs={input_shape[-1]} to transform every step."
+            )
+        super().check_input_shape(input_shape, source)
 
     def linear_forward(self, inputs: Array, *, training: bool = False) -> Array:
         self._inputs = inputs  # X, needed for ∂L/∂W (a reference: free to keep)
@@ -103,8 +131,11 @@ class Dense(ActivatedLayer):
     def backward_linear(self, dz: Array) -> Array | None:
         weights = self.params["weights"]
         grads = self.gradient_buffers()
-        np.matmul(self._inputs.T, dz, out=grads["weights"])
-        np.sum(dz, axis=0, out=grads["biases"])
+        rows, dz_rows = self._inputs, dz  # N-D (a sequence): every step is a row of the sums
+        if dz.ndim > 2:
+            rows, dz_rows = rows.reshape(-1, self.n_inputs), dz.reshape(-1, self.n_neurons)
+        np.matmul(rows.T, dz_rows, out=grads["weights"])
+        np.sum(dz_rows, axis=0, out=grads["biases"])
         self.add_regularization_gradients()
         if not self.input_grad:
             return None
