@@ -163,3 +163,32 @@ def test_a_mask_reaching_a_layer_that_cannot_take_it_is_refused() -> None:
 def test_models_without_a_mask_maker_do_not_follow_masks() -> None:
     assert not tagger(masked=False).plan.masked
     assert tagger(masked=True).plan.masked
+
+
+def test_summary_shows_sequence_shapes_with_any_number_of_steps() -> None:
+    L = lm.layers
+    model = lm.Model(
+        [
+            L.Embedding(10, 4, mask_zero=True),
+            L.Bidirectional(L.GRU(4, 8, return_sequences=True)),
+            L.LSTM(16, 8),
+            L.Dense(8, 2, activation="softmax"),
+        ]
+    )
+    text = model.summary()
+    for shown in ["(batch, ?, 4)", "(batch, ?, 16)", "(batch, 8)", "(batch, 2)"]:
+        assert shown in text
+
+
+def test_a_bad_id_is_named_by_its_row_of_X_before_training() -> None:
+    model = lm.Model(
+        [lm.layers.Embedding(10, 4), lm.layers.GRU(4, 3), lm.layers.Dense(3, 2)], seed=0
+    )
+    model.compile(loss="mse", optimizer="sgd")
+    ids = np.ones((50, 6), int)
+    ids[37, 4] = 10
+    before = [p.copy() for _, p, _ in model.parameters()]
+    with pytest.raises(lm.errors.InputError, match=r"id 10 .*sample 37, step 4 of X.*=11"):
+        model.fit(ids, np.zeros((50, 2)), epochs=1, verbose=0)
+    for a, (_, b, _) in zip(before, model.parameters(), strict=True):
+        np.testing.assert_array_equal(a, b)  # refused before any step

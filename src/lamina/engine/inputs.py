@@ -37,6 +37,7 @@ def model_inputs(model: Model, X: ArrayLike, name: str, *, finite: bool) -> Arra
     if model.preprocessing is not None and finite:
         check_finite(array, f"{name} after preprocessing")
     model.output_shape(array.shape[1:])
+    model.layers[0].check_data(array, name)
     return array
 
 

@@ -216,6 +216,11 @@ class Layer:
             "pooling over time), or drop mask_zero/Masking."
         )
 
+    def check_data(self, inputs: Array, name: str) -> None:
+        """Check a whole data set ``name`` (X) given to a model whose first layer this is,
+        once, before any batch: values only this layer can judge (Embedding: ids inside
+        its vocabulary). Nothing by default."""
+
     # -- shapes --------------------------------------------------------------------------
     @property
     def input_shape(self) -> Shape | None:

@@ -129,9 +129,15 @@ class Embedding(Layer):
         return super().compute_mask(inputs, mask)
 
     # -- ids ---------------------------------------------------------------------------------
-    def checked_ids(self, inputs: Array) -> Array:
+    def check_data(self, inputs: Array, name: str) -> None:
+        """Every id of a whole data set, before a model uses it: a bad one is named by its
+        row of ``name`` (X), not its place in a shuffled batch."""
+        self.checked_ids(inputs, f"of {name}")
+
+    def checked_ids(self, inputs: Array, source: str = "of the batch") -> Array:
         """``inputs`` as an (N, T) intp array of ids in [0, vocabulary); an InputError or
-        ShapeError naming the first bad value, its position and the fix."""
+        ShapeError naming the first bad value, its position (in the array ``source`` names)
+        and the fix."""
         inputs = np.asarray(inputs)
         if inputs.ndim != 2:
             self.check_input_shape(inputs.shape[1:], f"an array of shape {inputs.shape}")
@@ -148,14 +154,13 @@ class Embedding(Layer):
         if kind == "f":
             bad |= ids != inputs
         if bad.any():
-            raise self._bad_id(inputs, ids, bad)
+            raise self._bad_id(inputs, ids, bad, source)
         return ids
 
-    def _bad_id(self, inputs: Array, ids: Array, bad: Array) -> InputError:
+    def _bad_id(self, inputs: Array, ids: Array, bad: Array, source: str) -> InputError:
         position = tuple(int(i) for i in np.unravel_index(int(np.argmax(bad)), bad.shape))
         value = float(inputs[position])
-        # the layer sees one batch: in a Model, (sample, step) of the (shuffled) batch
-        where = f"at position {position} (sample {position[0]}, step {position[1]} of the batch)"
+        where = f"at position {position} (sample {position[0]}, step {position[1]} {source})"
         count = f"{int(bad.sum())} of the {bad.size} ids are invalid"
         vocabulary = f"its vocabulary of {self.vocabulary} ids (0 … {self.vocabulary - 1})"
         if not value.is_integer():

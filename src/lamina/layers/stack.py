@@ -84,7 +84,7 @@ def summary_table(layers: Sequence[Layer], input_shape: Shape | None = None) -> 
     shape = input_shape or layers[0].input_shape
     rows = [("Layer (type)", "Output shape", "Params")]
     for layer in layers:
-        if shape is not None and None not in shape:
+        if shape is not None:  # None inside: a size any input may have (a sequence's T)
             shape = layer.output_shape(shape)
             shown = format_shape(shape)
         else:
