@@ -20,11 +20,11 @@ bench: $(VENV)/.installed-bench data
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,plot,images,onnx,sklearn,parallel,dask]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,plot,images,onnx,sklearn,parallel,dask,bench]"
 	touch $@
 
+# torch is in the test install too: the recurrent layers' tests compare with torch.nn.GRU/LSTM
 $(VENV)/.installed-bench: $(VENV)/.installed
-	$(BIN)/python -m pip install --quiet -e ".[bench]"
 	touch $@
 
 # Fashion-MNIST from Debian's package when it is missing and apt is usable (root);

@@ -22,7 +22,7 @@ activation, so that the plan can
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -36,6 +36,7 @@ from lamina.layers.pooling import MaxPool2D
 from lamina.validation import check_finite as check_finite_values
 
 Array = np.ndarray
+Observer = Callable[[str, Layer, Array], None]
 
 
 class Step(Protocol):
@@ -100,6 +101,12 @@ class ExecutionPlan:
         self.masked = any(layer.makes_mask for layer in layers)
         #: the padding mask (N, T) of the last forward's outputs, or None
         self.output_mask: Array | None = None
+        #: what watches a training forward (callbacks.Diagnostics, callbacks.TensorBoard):
+        #: each is called after every step as ``observer(name, layer, outputs)``
+        self.observers: list[Observer] = []
+        #: each step's name for observers: ``"dense_1"`` (a layer, or its linear part),
+        #: ``"dense_1/relu"`` (its activation), ``"conv2d+max_pool2d"`` (a fused step)
+        self.step_names = [_step_name(step, layers) for step in self.steps]
 
     @property
     def linear_first(self) -> bool:
@@ -108,23 +115,29 @@ class ExecutionPlan:
 
     def forward(self, inputs: Array, *, training: bool, first: int = 0) -> Array:
         """Run the steps from ``first`` on (0: all of them)."""
-        if self.masked:
-            return self._forward_masked(inputs, training=training, first=first)
+        if self.masked or (training and self.observers):
+            return self._forward_step_by_step(inputs, training=training, first=first)
         for step in self.steps[first:]:
             inputs = step.forward(inputs, training=training)
         return inputs
 
-    def _forward_masked(self, inputs: Array, *, training: bool, first: int) -> Array:
-        """:meth:`forward` with the padding mask: each step's layer computes the mask of
-        its outputs from its inputs and theirs; the layers that use it receive it."""
+    def _forward_step_by_step(self, inputs: Array, *, training: bool, first: int) -> Array:
+        """:meth:`forward` with the padding mask — each step's layer computes the mask of
+        its outputs from its inputs and theirs, the layers that use it receive it — and,
+        in training, the observers called after each step. An observer must not keep the
+        outputs it is shown: the next step may overwrite them in place."""
         mask = None
-        for step in self.steps[first:]:
+        watching = self.observers if training else []
+        for index in range(first, len(self.steps)):
+            step = self.steps[index]
             layer = _layer_of(step)
-            next_mask = layer.compute_mask(inputs, mask)
+            next_mask = layer.compute_mask(inputs, mask) if self.masked else None
             if layer.uses_mask:
                 inputs = step.forward(inputs, training=training, mask=mask)  # type: ignore[call-arg]
             else:
                 inputs = step.forward(inputs, training=training)
+            for observer in watching:
+                observer(self.step_names[index], layer, inputs)
             mask = next_mask
         self.output_mask = mask
         return inputs
@@ -171,6 +184,20 @@ def _fuse_convolution_pooling(steps: list[Step]) -> list[Step]:
         else:
             fused.append(step)
     return fused
+
+
+def _step_name(step: Step, layers: Sequence[Layer]) -> str:
+    if isinstance(step, LinearStep):
+        return str(step.layer.name)
+    if isinstance(step, PooledConvolution):
+        return f"{step.conv.name}+{step.pool.name}"
+    if isinstance(step, InPlaceActivation):
+        for layer in layers:  # an activation= shortcut: named after its layer
+            if isinstance(layer, ActivatedLayer) and layer.activation is step.activation:
+                return f"{layer.name}/{type(step.activation).__name__.lower()}"
+        return str(step.activation.name)
+    assert isinstance(step, Layer)
+    return str(step.name)
 
 
 def _layer_of(step: Step) -> Layer:
