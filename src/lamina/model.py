@@ -231,7 +231,7 @@ class Model:
                 "the loss is NaN/inf (training diverged); the parameters were left as they were "
                 "before this batch. Fix: lower the learning rate or add decay."
             )
-        scores = self._scores(y_pred, y_rows, steps)
+        scores = inputs.metric_scores(self, y_pred, y_rows, steps)
         if sample_weight is not None and not sample_weight.sum() > 0:
             return outputs, sample_losses, scores
         self.backward(outputs, y, sample_weight)
@@ -362,7 +362,7 @@ class Model:
         for start, outputs in self._plan.batches(X, self._batch_size(batch_size)):
             batch = slice(start, start + len(outputs))
             y_pred, yb, steps = rows(outputs, y[batch], self._plan.output_mask)
-            scores = self._scores(y_pred, yb, steps)
+            scores = inputs.metric_scores(self, y_pred, yb, steps)
             weights = None if sample_weight is None else sample_weight[batch]
             losses = sequences.reduce(loss.forward(y_pred, yb), steps)
             statistics.add(losses, scores, weights)
@@ -450,17 +450,6 @@ class Model:
         """A NotCompiledError unless the preprocessing (if any) is fitted."""
         if self.preprocessing is not None:
             inputs.require_fitted(self.preprocessing, action)
-
-    def _scores(self, y_pred: Array, y: Array, steps: Array | None = None) -> list[Array]:
-        """Each metric's per-sample components, of the predicted means (a GaussianNLL
-        head's μ), in the data's units; with ``steps``, of rows that are the time steps of
-        sequences, averaged per sequence."""
-        split = getattr(self.loss, "mean_std", None)
-        if split is not None:
-            y_pred = split(y_pred)[0]
-        if self.target_preprocessing is not None:
-            y_pred, y = inputs.original_units(self, y_pred), inputs.original_units(self, y)
-        return [sequences.reduce(metric.per_sample(y_pred, y), steps) for metric in self.metrics]
 
     # -- saving ----------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str], *, include_optimizer: bool = True) -> None:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from lamina.engine import sequences
 from lamina.engine.sequences import sequence_targets
 from lamina.errors import ConfigError, NotCompiledError, invalid
 from lamina.losses import CategoricalCrossentropy
@@ -139,3 +140,15 @@ def require_fitted(
             f"{action}. Fix: call model.fit(X_train, y_train) first, or fit it on training "
             f"data: model.{attribute}.fit({data})."
         )
+
+
+def metric_scores(model: Model, y_pred: Array, y: Array, steps: Array | None = None) -> list[Array]:
+    """Each metric's per-sample components, of the predicted means (a GaussianNLL head's
+    μ), in the data's units; with ``steps``, of rows that are the time steps of sequences,
+    averaged per sequence (``engine/sequences.py``)."""
+    split = getattr(model.loss, "mean_std", None)
+    if split is not None:
+        y_pred = split(y_pred)[0]
+    if model.target_preprocessing is not None:
+        y_pred, y = original_units(model, y_pred), original_units(model, y)
+    return [sequences.reduce(metric.per_sample(y_pred, y), steps) for metric in model.metrics]
