@@ -192,3 +192,13 @@ def test_a_bad_id_is_named_by_its_row_of_X_before_training() -> None:
         model.fit(ids, np.zeros((50, 2)), epochs=1, verbose=0)
     for a, (_, b, _) in zip(before, model.parameters(), strict=True):
         np.testing.assert_array_equal(a, b)  # refused before any step
+
+
+def test_class_weight_with_a_label_per_step_is_refused_clearly() -> None:
+    """Even when the steps number as many as the classes (one-hot lookalike)."""
+    model = tagger(masked=False)  # 4 classes
+    X, y = np.zeros((6, 4, 3)), np.zeros((6, 4), int)
+    with pytest.raises(
+        lm.errors.ConfigError, match=r"class_weight.*a class per time step.*sample_weight"
+    ):
+        model.fit(X, y, epochs=1, verbose=0, class_weight="balanced")

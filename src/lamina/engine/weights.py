@@ -94,6 +94,18 @@ def class_sample_weight(
             ),
             argument="class_weight",
         )
+    # integer labels are (N,); (N, T) integers or (N, T, K) are a sequence output's
+    one_per_step = targets.ndim > 2 or (targets.ndim == 2 and targets.dtype.kind in "iu")
+    if one_per_step:  # a sequence output's (N, T) labels: no class for the whole sample
+        raise ConfigError(
+            invalid(
+                "class_weight",
+                "one class per sample",
+                f"targets of shape {targets.shape}, a class per time step",
+                "give each sequence a weight with sample_weight instead",
+            ),
+            argument="class_weight",
+        )
     labels = labels_of(targets)
     if isinstance(class_weight, str):
         if class_weight != "balanced":
