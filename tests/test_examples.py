@@ -100,3 +100,14 @@ def test_sequence_examples_run(capsys: pytest.CaptureFixture[str]) -> None:
         r"GRU MSE (\S+), repeating the last value (\S+)\n", capsys.readouterr().out
     )
     assert printed is not None and float(printed.group(1)) < float(printed.group(2)) / 3
+
+
+def test_watching_examples_run(capsys: pytest.CaptureFixture[str]) -> None:
+    """The README's "Watching it learn": the dead layer named, a traced step, a rate."""
+    (block,) = readme_section_code("Watching it learn")
+    run_block(block, "watching")
+    out = capsys.readouterr().out
+    assert "100% of dense's ReLUs were dead all epoch" in out and "notes §2.2" in out
+    assert "∂L/∂W = Xᵀ·δ" in out and "The model was left unchanged" in out
+    rate = re.search(r"suggested learning rate (\S+) \(minimum/10", out)
+    assert rate is not None and 1e-4 < float(rate.group(1)) < 1

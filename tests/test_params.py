@@ -59,6 +59,7 @@ REQUIRED: dict[type, dict[str, Any]] = {
     P.Pipeline: {"steps": [P.StandardScaler()]},
     C.ModelCheckpoint: {"path": "model.lamina"},
     C.CSVLogger: {"path": "log.csv"},
+    C.TensorBoard: {"log_dir": "logs"},
     C.LearningRateScheduler: {"schedule": lambda epoch, rate: rate},
     C.CosineDecay: {"initial_learning_rate": 0.1, "epochs": 3},
 }

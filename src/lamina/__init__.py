@@ -31,11 +31,13 @@ from lamina import (
 from lamina._version import __version__
 from lamina.gradcheck import GradcheckReport, gradcheck
 from lamina.io import load_model
+from lamina.lr_finder import LRFinderResult, lr_finder
 from lamina.model import Model
 from lamina.registration import register
 
 __all__ = [
     "GradcheckReport",
+    "LRFinderResult",
     "Model",
     "__version__",
     "augmentation",
@@ -49,6 +51,7 @@ __all__ = [
     "layers",
     "load_model",
     "losses",
+    "lr_finder",
     "metrics",
     "model_selection",
     "onnx",

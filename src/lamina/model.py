@@ -469,6 +469,14 @@ class Model:
         return weights.load_weights(self, path, strict=strict)
 
     # -- description -----------------------------------------------------------------------
+    def trace(self, X: ArrayLike, y: ArrayLike) -> Any:
+        """One training step on (X, y) shown layer by layer, each value with its formula
+        (a ``lamina.trace.Trace``: a dict of full arrays; ``print`` shows the table). The
+        step is undone: the model is left bit for bit as it was."""
+        from lamina.trace import trace
+
+        return trace(self, X, y)
+
     def count_params(self) -> int:
         return sum(layer.count_params() for layer in self.layers)
 

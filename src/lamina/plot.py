@@ -16,6 +16,7 @@ from lamina.errors import ConfigError, InputError, ShapeError, invalid
 
 if TYPE_CHECKING:
     from lamina.callbacks import History
+    from lamina.lr_finder import LRFinderResult
 
 
 def history(history: History, path: str | os.PathLike[str] | None = None) -> Any:
@@ -264,6 +265,32 @@ def predictions_grid(
             caption += f"\n(true: {names[truth] if names else truth})"
             wrong = truth != predicted[index]
         axis.set_title(caption, fontsize=7, color="red" if wrong else "black")
+    if path is not None:
+        figure.savefig(path, dpi=100)
+    return figure
+
+
+def lr_finder(result: LRFinderResult, path: str | os.PathLike[str] | None = None) -> Any:
+    """The learning-rate range test's curve (``lamina.lr_finder``): each step's loss and
+    the smoothed loss against the learning rate on a log axis, the suggested rate marked
+    with its rule. Saves a PNG when ``path`` is given."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(6, 4), layout="constrained")
+    axis = figure.subplots()
+    axis.plot(result.learning_rates, result.losses, alpha=0.3, label="loss of each step")
+    axis.plot(result.learning_rates, result.smoothed, label="smoothed loss")
+    axis.axvline(result.suggestion, color="C2", linestyle="--", label="suggested rate")
+    axis.set_xscale("log")
+    finite = np.concatenate([result.losses, result.smoothed])
+    finite = finite[np.isfinite(finite)]
+    low, high = float(finite.min()), float(result.smoothed[0])
+    axis.set_ylim(low - 0.05 * abs(high - low), max(high, low) * 1.5)  # the explosion cut
+    axis.set_xlabel("learning rate")
+    axis.set_ylabel("loss")
+    axis.set_title(f"suggested {result.suggestion:.2g} ({result.rule.split(':')[0]})")
+    axis.grid(alpha=0.3)
+    axis.legend()
     if path is not None:
         figure.savefig(path, dpi=100)
     return figure

@@ -1,5 +1,6 @@
 """Callbacks that watch and steer ``Model.fit``: History, the progress display, early
-stopping, checkpoints, learning-rate control and CSV logs (notes §1.10, §2.2).
+stopping, checkpoints, learning-rate control, CSV logs, TensorBoard event files
+and per-layer diagnostics (notes §1.10, §2.2).
 
 A callback receives ``set_params`` and ``set_model``, then ``on_train_begin``,
 ``on_epoch_begin``, ``on_batch_end``, ``on_epoch_end`` and ``on_train_end``; ``logs`` are
@@ -17,9 +18,11 @@ import numpy as np
 from lamina.callbacks.base import Callback, History, Logs, Monitor
 from lamina.callbacks.checkpoint import ModelCheckpoint
 from lamina.callbacks.csv_logger import CSVLogger
+from lamina.callbacks.diagnostics import Diagnostics, DiagnosticsWarning
 from lamina.callbacks.learning_rate import CosineDecay, LearningRateScheduler, ReduceLROnPlateau
 from lamina.callbacks.progress import ProgressBar
 from lamina.callbacks.stopping import EarlyStopping, TerminateOnNaN
+from lamina.callbacks.tensorboard import TensorBoard
 
 __all__ = [
     "CALLBACKS",
@@ -27,6 +30,8 @@ __all__ = [
     "Callback",
     "CallbackState",
     "CosineDecay",
+    "Diagnostics",
+    "DiagnosticsWarning",
     "EarlyStopping",
     "History",
     "LearningRateScheduler",
@@ -35,6 +40,7 @@ __all__ = [
     "Monitor",
     "ProgressBar",
     "ReduceLROnPlateau",
+    "TensorBoard",
     "TerminateOnNaN",
     "resume",
     "states_of",
@@ -49,6 +55,8 @@ CALLBACKS: dict[str, type[Callback]] = {
     "reduce_lr_on_plateau": ReduceLROnPlateau,
     "cosine_decay": CosineDecay,
     "csv_logger": CSVLogger,
+    "diagnostics": Diagnostics,
+    "tensorboard": TensorBoard,
 }
 
 CallbackState = tuple[str, dict[str, Any], dict[str, np.ndarray]]  # (name, state, tensors)

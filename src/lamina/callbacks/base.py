@@ -88,6 +88,9 @@ class History(Callback):
         steps: step-wise lists, ``{"loss": [...], "accuracy": [...]}``, one per batch.
         divergence: ``None``, or why training stopped early because it diverged (NaN or
             inf); the model was then taken back to its last finite step.
+        diagnostics: one entry per epoch from ``callbacks.Diagnostics`` (on at
+            ``verbose ≥ 1``): per-layer dead ReLUs, gradient norms, update ratios, warnings.
+            Not saved with the model.
     """
 
     def __init__(self) -> None:
@@ -96,6 +99,7 @@ class History(Callback):
         self.history: dict[str, list[float]] = {}
         self.steps: dict[str, list[float]] = {}
         self.divergence: str | None = None
+        self.diagnostics: list[dict[str, Any]] = []
 
     def on_batch_end(self, step: int, logs: Logs) -> None:
         for key, value in logs.items():

@@ -1,5 +1,5 @@
 """The ``lamina`` command: train, evaluate, predict, info, cv, search, export,
-gradcheck.
+gradcheck, trace, lr-find.
 
 Every error prints one line, ``lamina: error: ...``, and exits with status 2 (a run that
 diverged: status 1); ``--debug`` shows the traceback instead. Text that comes from a file
@@ -7,9 +7,9 @@ diverged: status 1); ``--debug`` shows the traceback instead. Text that comes fr
 hostile file cannot send escape sequences to the terminal (:mod:`lamina.cli.output`).
 
 The commands live in :mod:`~lamina.cli.train`, :mod:`~lamina.cli.inspect` (evaluate,
-predict, info), :mod:`~lamina.cli.search` (cv, search) and :mod:`~lamina.cli.tools`
-(export, gradcheck); the parser below names them through this module, so that one can be
-replaced here (as the tests do).
+predict, info), :mod:`~lamina.cli.search` (cv, search), :mod:`~lamina.cli.tools`
+(export, gradcheck) and :mod:`~lamina.cli.diagnose` (trace, lr-find); the parser below
+names them through this module, so that one can be replaced here (as the tests do).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from lamina.cli.diagnose import lr_find_command, trace_command
 from lamina.cli.inspect import evaluate_command, info_command, predict_command, read_image
 from lamina.cli.output import error_message, one_line, printable, show_warning
 from lamina.cli.search import cv_command, search_command
@@ -35,11 +36,13 @@ __all__ = [
     "export_command",
     "gradcheck_command",
     "info_command",
+    "lr_find_command",
     "main",
     "predict_command",
     "printable",
     "read_image",
     "search_command",
+    "trace_command",
     "train_command",
 ]
 
@@ -105,6 +108,12 @@ def _parser() -> argparse.ArgumentParser:
         choices=(0, 1, 2),
         help="0 quiet, 1 progress bar, 2 a line per epoch (default: [train])",
     )
+    train.add_argument(
+        "--tensorboard",
+        type=Path,
+        metavar="DIR",
+        help="write TensorBoard event files into DIR (watch: tensorboard --logdir DIR)",
+    )
     train.set_defaults(command=train_command, action="train the model")
 
     evaluate = commands.add_parser("evaluate", help="loss, accuracy, per-class accuracy")
@@ -166,6 +175,23 @@ def _parser() -> argparse.ArgumentParser:
         "gradcheck", help="numerical gradient checks of every registered layer and loss"
     )
     gradcheck.set_defaults(command=gradcheck_command, action="check the gradients")
+
+    trace = commands.add_parser(
+        "trace", help="one training step layer by layer, with formulas (the model is unchanged)"
+    )
+    trace.add_argument("source", type=Path, metavar="CONFIG|MODEL")
+    trace.add_argument("--samples", type=_integer(1), default=2, help="batch size (default 2)")
+    trace.add_argument("--values", type=_integer(1), default=4, help="values shown per array")
+    trace.set_defaults(command=trace_command, action="trace a training step")
+
+    lr_find = commands.add_parser("lr-find", help="learning-rate range test (Smith 2017)")
+    lr_find.add_argument("config", type=Path)
+    lr_find.add_argument("--steps", type=_integer(2), default=100)
+    lr_find.add_argument("--start", type=float, default=1e-7, help="first learning rate")
+    lr_find.add_argument("--stop", type=float, default=10.0, help="last learning rate")
+    lr_find.add_argument("--batch-size", type=_integer(1), help="default: [train] batch_size")
+    lr_find.add_argument("--out", type=Path, help="where to write lr_find.png")
+    lr_find.set_defaults(command=lr_find_command, action="run the learning-rate range test")
     return parser
 
 

@@ -33,6 +33,8 @@ def train_command(args: argparse.Namespace) -> int:
         *configs.build_callbacks(run, out, model),
         callback_classes.CSVLogger(out / "history.csv", append=bool(args.resume)),
     ]
+    if args.tensorboard is not None:
+        callbacks.append(callback_classes.TensorBoard(args.tensorboard))
     data = configs.load_data(run)
     folders = {out, *(Path(c.path).parent for c in callbacks if hasattr(c, "path"))}
     for folder in folders:
@@ -88,6 +90,9 @@ def train_command(args: argparse.Namespace) -> int:
         result = model.evaluate(data.X_test, data.y_test)
         print("test: " + ", ".join(f"{key} {value:.4f}" for key, value in result.items()))
     print(f"wrote {', '.join(str(out / name) for name in written)}")
+    for callback in callbacks:
+        if isinstance(callback, callback_classes.TensorBoard):
+            print(f"watch it in TensorBoard: tensorboard --logdir {callback.log_dir}")
     return 0
 
 

@@ -80,19 +80,21 @@ def build_callbacks(run: RunConfig, out: Path, model: Model) -> list[Any]:
     about to be trained, whose metrics name the values the run logs).
 
     Everything that would fail only during training is refused here, before the first
-    epoch: a ``path`` outside ``out`` (absolute, or escaping it with ``..``), a checkpoint
-    template naming a value the run does not log or that does not parse, a ``monitor`` the
-    run does not log.
+    epoch: a ``path`` (or a TensorBoard ``log_dir``) outside ``out`` (absolute, or escaping
+    it with ``..``), a checkpoint template naming a value the run does not log or that does
+    not parse, a ``monitor`` the run does not log.
     """
     logged = _logged_names(run, model)
     built = []
     for index, item in enumerate(run.callbacks):
         config = {k: v for k, v in item.items() if k != "type"}
-        if "path" in config:  # files go under the run's output folder
-            _check_inside(run, index, config["path"])
+        for key in ("path", "log_dir"):  # files and folders go under the run's output folder
+            if key not in config:
+                continue
+            _check_inside(run, index, config[key], key)
             if item["type"] == "model_checkpoint":
-                _check_template(run, index, config["path"], logged)
-            config["path"] = str(out / config["path"])
+                _check_template(run, index, config[key], logged)
+            config[key] = str(out / config[key])
         _check_monitor(run, index, item, logged)
         built.append(
             _build(
@@ -115,24 +117,26 @@ def _logged_names(run: RunConfig, model: Model) -> list[str]:
     return names
 
 
-def _check_inside(run: RunConfig, index: int, path: Any) -> None:
-    fix = 'Fix: give a path relative to the --out folder, e.g. path = "checkpoints/best.lamina".'
+def _check_inside(run: RunConfig, index: int, path: Any, key: str = "path") -> None:
+    """``key`` (``path``: a file, ``log_dir``: a folder) names a place inside --out."""
+    example = '"tensorboard"' if key == "log_dir" else '"checkpoints/best.lamina"'
+    fix = f"Fix: give a path relative to the --out folder, e.g. {key} = {example}."
     try:
-        _FILE_NAME.check("", "path", path)
+        _FILE_NAME.check("", key, path)
     except ConfigError:
         raise run.error(
-            f"Invalid value for `path`: expected {_FILE_NAME.describe()}, received "
+            f"Invalid value for `{key}`: expected {_FILE_NAME.describe()}, received "
             f"{shown(path)}. {fix}",
             "callbacks",
             index,
-            "path",
+            key,
         ) from None
     parts = PurePosixPath(path.replace("\\", "/")).parts
     if os.path.isabs(path):
         problem = "is absolute"
     elif _escapes(parts):
         problem = "leaves the --out folder through `..`"
-    elif not parts or parts[-1] in (".", ".."):
+    elif key == "path" and (not parts or parts[-1] in (".", "..")):
         problem = "names a folder, not a file"
     else:
         return
@@ -141,7 +145,7 @@ def _check_inside(run: RunConfig, index: int, path: Any) -> None:
         f"--out folder. {fix}",
         "callbacks",
         index,
-        "path",
+        key,
     )
 
 

@@ -17,7 +17,9 @@ twice) is copied before every step and checked after it instead; streams are slo
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import copy
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -51,6 +53,26 @@ class TrainingSnapshot:
         model.random_state = self.random
         for layer, state in zip(model.layers, self.layer_random, strict=True):
             layer.rng.bit_generator.state = state
+
+
+@contextmanager
+def unchanged(model: Model) -> Iterator[None]:
+    """Let a block take training steps on ``model`` (``lamina.lr_finder``, ``Model.trace``)
+    and then put everything back: parameters, state tensors and Generators (a
+    :class:`TrainingSnapshot`) and the gradients, restored in place; the optimizer is
+    swapped for a copy of itself during the block, so the model's own — slots, step count,
+    learning rate — is never touched, not even by a slot created on the first step."""
+    snapshot = TrainingSnapshot(model)
+    grads = [grad.copy() for _, _, grad in model.parameters()]
+    optimizer = model.optimizer
+    model.optimizer = copy.deepcopy(optimizer)
+    try:
+        yield
+    finally:
+        model.optimizer = optimizer
+        snapshot.restore(model)
+        for (_, _, grad), saved in zip(model.parameters(), grads, strict=True):
+            grad[...] = saved
 
 
 def finite_state(model: Model) -> bool:

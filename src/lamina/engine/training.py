@@ -13,7 +13,7 @@ import numpy as np
 
 from lamina import callbacks as callbacks_module
 from lamina._params import Flag, Interval, check
-from lamina.callbacks import Callback, CallbackState, History, Logs, ProgressBar
+from lamina.callbacks import Callback, CallbackState, Diagnostics, History, Logs, ProgressBar
 from lamina.engine import data
 from lamina.engine.batches import BatchSource
 from lamina.engine.rewind import Rewind, finite_state
@@ -187,11 +187,14 @@ class TrainingLoop:
 def ordered(callback_list: list[Callback], verbose: int) -> list[Callback]:
     """The callbacks of a fit in the order their hooks run: those that save the model after
     the others, so the file holds every callback's state for the epoch; the progress bar
-    last."""
+    last, then (at ``verbose ≥ 1``, unless the user passed one) ``Diagnostics``, whose
+    warnings follow the epoch's line."""
     result = [c for c in callback_list if not c.saves_model]
     result += [c for c in callback_list if c.saves_model]
     if verbose:
         result.append(ProgressBar(verbose))
+        if not any(isinstance(c, Diagnostics) for c in callback_list):
+            result.append(Diagnostics())
     return result
 
 
