@@ -318,7 +318,7 @@ def _run_joblib(tasks: list[MemberTask], X: Array, y: Array, n_jobs: int) -> lis
 def _run_dask(tasks: list[MemberTask], X: Array, y: Array, scheduler: Any, n_jobs: int) -> Any:
     run = uuid.uuid4().hex[:8]  # task keys name the member on the dashboard, and are unique
     with dask_client(scheduler, n_jobs) as client:
-        X_data, y_data = client.scatter([X, y], broadcast=True)  # once per worker
+        X_data, y_data = client.scatter([X, y], broadcast=True, hash=False)  # per worker, own keys
         futures = [
             client.submit(
                 member_file,

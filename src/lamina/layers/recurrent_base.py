@@ -350,8 +350,12 @@ class Recurrent(Layer):
         if not self.input_grad:
             return None
         f = self.n_inputs
-        dx = np.matmul(stacked, self.params["input_weights"].T).reshape(-1, n, f)
+        dx = self._input_gradient(stacked).reshape(-1, n, f)
         return np.ascontiguousarray(dx.transpose(1, 0, 2))
+
+    def _input_gradient(self, stacked: Array) -> Array:
+        """∂L/∂X (T·N, F) from what :meth:`_parameter_gradients` returned."""
+        return np.matmul(stacked, self.params["input_weights"].T)
 
     def _parameter_gradients(
         self, cache: RecurrentCache, dg: Array, extra: tuple[Array, ...], grads: dict[str, Array]

@@ -120,8 +120,11 @@ class Executor:
         run = uuid.uuid4().hex[:8]  # task keys name the fold on the dashboard, and are unique
         with dask_client(self.scheduler, self.n_jobs) as client:
             # The data goes to every worker once, not with every task; a worker that
-            # replaces a dead one copies it from the others.
-            X_data, y_data = client.scatter([X, y], broadcast=True)
+            # replaces a dead one copies it from the others. Keys of its own (hash=False):
+            # with the data's hash as key, a run right after another on the same cluster
+            # shares the key, and the first run's release deletes the data under the
+            # second's tasks ("lost dependencies", seen in CI).
+            X_data, y_data = client.scatter([X, y], broadcast=True, hash=False)
             # Tasks run with catch=False so that Dask retries any exception; a fold that
             # still fails after the retries is turned into a failed result here.
             futures = {
