@@ -175,6 +175,7 @@ class GRU(Recurrent):
 
     b = ``biases`` (PyTorch's b_ih), c = ``recurrent_biases`` (b_hh); blocks r, z, n in that
     order (PyTorch's). Keras' default ``reset_after=True`` GRU is the same function.
+    Inference runs transposed (gates (3·units, N)), so every element-wise pass is contiguous.
 
     BPTT, for t = T … 1, with δa the δ of the pre-activations of r, z, n:
 
@@ -235,6 +236,61 @@ class GRU(Recurrent):
         bias[: 2 * self.units] += self.params["recurrent_biases"][: 2 * self.units]
         return bias
 
+    def _project(self, x: Array, dtype: np.dtype, training: bool) -> tuple[Array, Array, Array]:
+        """Training: as for every cell. Inference: x time-major (T, N, F), no projections
+        (the transposed loop makes its own) and the states (T + 1, N, units)."""
+        if training:
+            return super()._project(x, dtype, training)
+        n, t, _ = x.shape
+        states = np.empty((t + 1, n, self.units), dtype)
+        return x.transpose(1, 0, 2), np.empty((0, n, 3 * self.units), dtype), states
+
+    def _inference_loop(self, x: Array, states: Array, padding: Array | None) -> None:
+        """The inference loop, transposed: gates (3·units, N), so every pass is contiguous
+        and r, z are one slab; their weights and biases halved (exact), so σ(a) = ½ +
+        ½·tanh(a/2) is one tanh and two passes. ``states[0]`` holds h0 (N, units); writes
+        the last state (every state with ``return_sequences``) into ``states``."""
+        f, units, (steps, batch) = self.n_inputs, self.units, x.shape[:2]
+        dtype = states.dtype
+        xt = np.empty((steps, f + 1, batch), dtype)  # [x_t; 1]
+        xt[:, :f] = x.transpose(0, 2, 1)
+        xt[:, f] = 1
+        w = np.empty((3 * units, f + 1), dtype)  # [W; b]ᵀ, b with c_r, c_z added
+        w[:, :f] = self.params["input_weights"].T
+        w[:, f] = self._input_biases()
+        u_t = np.array(self.params["recurrent_weights"].T, dtype)
+        w[: 2 * units] *= 0.5
+        u_t[: 2 * units] *= 0.5
+        projections = np.matmul(w, xt)  # (T, 3·units, N)
+        c_n = self.params["recurrent_biases"][2 * units :, None]
+        hs = np.empty((steps + 1 if self.return_sequences else 2, units, batch), dtype)
+        hs[0] = states[0].T
+        recurrent = np.empty((3 * units, batch), dtype)
+        rz, q = recurrent[: 2 * units], recurrent[2 * units :]
+        r, z = rz[:units], rz[units:]
+        pad = None if padding is None else padding.transpose(0, 2, 1)  # (T, 1, N)
+        for t in range(steps):
+            h_prev, h = (hs[t], hs[t + 1]) if self.return_sequences else (hs[t % 2], hs[1 - t % 2])
+            np.matmul(u_t, h_prev, out=recurrent)
+            rz += projections[t, : 2 * units]
+            np.tanh(rz, out=rz)
+            rz *= 0.5  # σ(a) = ½ + ½·tanh(a/2)
+            rz += 0.5
+            q += c_n
+            q *= r
+            n = projections[t, 2 * units :]
+            n += q
+            np.tanh(n, out=n)
+            np.subtract(h_prev, n, out=h)  # h = n + z ⊙ (h_prev − n)
+            h *= z
+            h += n
+            if pad is not None:
+                hold(h, h_prev, pad[t])
+        if self.return_sequences:
+            states[1:] = hs[1:].transpose(0, 2, 1)
+        else:
+            states[steps] = hs[steps % 2].T
+
     def _steps(
         self,
         inputs: Array,
@@ -244,6 +300,9 @@ class GRU(Recurrent):
         padding: Array | None,
         training: bool,
     ) -> tuple[Array, ...]:
+        if not training:
+            self._inference_loop(inputs, states, padding)
+            return ()
         units, u = self.units, self.params["recurrent_weights"]
         c_n = self.params["recurrent_biases"][2 * units :]
         steps, batch = a.shape[0], a.shape[1]
