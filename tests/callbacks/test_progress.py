@@ -8,6 +8,7 @@ import fcntl
 import io
 import os
 import pty
+import select
 import struct
 import sys
 import termios
@@ -79,6 +80,20 @@ def test_a_terminal_gets_a_bar_then_the_epoch_line() -> None:
     )
 
 
+def read_all(master: int) -> str:
+    """Everything written to a pty so far: a read returns one chunk of it at a time."""
+    chunks = []
+    while select.select([master], [], [], 0.5)[0]:
+        try:
+            chunk = os.read(master, 1 << 16)
+        except OSError:  # EIO: the other end is closed and drained
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks).decode()
+
+
 def test_a_real_terminal_gets_the_bar() -> None:
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # 24×100
@@ -86,8 +101,7 @@ def test_a_real_terminal_gets_the_bar() -> None:
         with os.fdopen(slave, "w", closefd=False) as terminal:
             assert terminal.isatty()
             fit(lm.callbacks.ProgressBar(verbose=1, file=terminal), epochs=2)
-        os.set_blocking(master, False)
-        text = os.read(master, 1 << 16).decode()  # < 1 kB: fits the pty's buffer
+        text = read_all(master)
     finally:
         os.close(master)
         os.close(slave)
