@@ -7,14 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from lamina import initializers
-from lamina._params import checked
 from lamina.layers.base import LAYERS, Array
 from lamina.layers.recurrent_base import (
-    RECURRENT_INIT,
-    RETURN_SEQUENCES,
-    SIZE,
-    TRAINABLE_STATE,
     Recurrent,
     RecurrentCache,
     at_step,
@@ -67,35 +61,6 @@ class LSTM(Recurrent):
 
     gates = 4
     cell_state = True
-
-    @checked(
-        n_inputs=SIZE,
-        units=SIZE,
-        return_sequences=RETURN_SEQUENCES,
-        trainable_initial_state=TRAINABLE_STATE,
-        weight_init=initializers.WEIGHT_INIT,
-        recurrent_init=RECURRENT_INIT,
-    )
-    def __init__(
-        self,
-        n_inputs: int,
-        units: int,
-        return_sequences: bool = False,
-        *,
-        trainable_initial_state: bool = False,
-        weight_init: str = "glorot_uniform",
-        recurrent_init: str = "orthogonal",
-        name: str | None = None,
-    ) -> None:
-        super().__init__(
-            n_inputs,
-            units,
-            return_sequences,
-            trainable_initial_state=trainable_initial_state,
-            weight_init=weight_init,
-            recurrent_init=recurrent_init,
-            name=name,
-        )
 
     def _initial_biases(self, dtype: np.dtype) -> Array:
         biases = np.zeros(4 * self.units, dtype)

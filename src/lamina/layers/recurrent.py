@@ -198,35 +198,6 @@ class GRU(Recurrent):
 
     gates = 3
 
-    @checked(
-        n_inputs=SIZE,
-        units=SIZE,
-        return_sequences=RETURN_SEQUENCES,
-        trainable_initial_state=TRAINABLE_STATE,
-        weight_init=initializers.WEIGHT_INIT,
-        recurrent_init=RECURRENT_INIT,
-    )
-    def __init__(
-        self,
-        n_inputs: int,
-        units: int,
-        return_sequences: bool = False,
-        *,
-        trainable_initial_state: bool = False,
-        weight_init: str = "glorot_uniform",
-        recurrent_init: str = "orthogonal",
-        name: str | None = None,
-    ) -> None:
-        super().__init__(
-            n_inputs,
-            units,
-            return_sequences,
-            trainable_initial_state=trainable_initial_state,
-            weight_init=weight_init,
-            recurrent_init=recurrent_init,
-            name=name,
-        )
-
     def _extra_parameters(self, dtype: np.dtype) -> None:
         self.params["recurrent_biases"] = new_tensor((3 * self.units,), dtype, 0.0)
 

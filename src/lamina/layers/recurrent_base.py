@@ -37,7 +37,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from lamina import initializers
-from lamina._params import Flag, Interval, Options, rule
+from lamina._params import Flag, Interval, Options, checked, rule
 from lamina.errors import BackwardError, InputError, ShapeError, invalid
 from lamina.layers.base import Array, Layer, Shape, format_shape, new_tensor
 
@@ -156,6 +156,14 @@ class Recurrent(Layer):
     gates: ClassVar[int] = 1
     cell_state: ClassVar[bool] = False  # LSTM: a second state c next to h
 
+    @checked(
+        n_inputs=SIZE,
+        units=SIZE,
+        return_sequences=RETURN_SEQUENCES,
+        trainable_initial_state=TRAINABLE_STATE,
+        weight_init=initializers.WEIGHT_INIT,
+        recurrent_init=RECURRENT_INIT,
+    )
     def __init__(
         self,
         n_inputs: int,
