@@ -34,6 +34,7 @@ from lamina.io import load_model
 from lamina.lr_finder import LRFinderResult, lr_finder
 from lamina.model import Model
 from lamina.registration import register
+from lamina.threads import blas_threads
 
 __all__ = [
     "GradcheckReport",
@@ -41,6 +42,7 @@ __all__ = [
     "Model",
     "__version__",
     "augmentation",
+    "blas_threads",
     "callbacks",
     "datasets",
     "ensemble",
