@@ -1,8 +1,12 @@
 """The benchmark workloads (DESIGN §8) learn real Fashion-MNIST: W1, the notes' MLP, reaches
-≥ 0.88 test accuracy in 10 epochs; W2, the CNN of notes §1.11, ≥ 0.90 in 5 (≥ 0.915 on
-average with BatchNorm)."""
+≥ 0.88 test accuracy in 10 epochs; W2, the CNN of notes §1.11, ≥ 0.90 in 5. W2 with BatchNorm's
+≥ 0.915 on average over seeds is checked by ``benchmarks/claims.py``."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -51,11 +55,16 @@ def test_w2_cnn_reaches_090_after_5_epochs() -> None:
     assert w2_accuracy() >= 0.90
 
 
-def test_w2_with_batchnorm_reaches_0915_after_5_epochs_on_average() -> None:
-    # issue 3's target for BatchNorm after each convolution block. One run's test accuracy
-    # moves by ±0.2 % with the seed (and with the summation order of the products), as
-    # much as the margin, so the claim is about the mean of three seeds: measured here
-    # 0.9181, 0.9167, 0.9168 (mean 0.9172); PyTorch, same recipe: 0.9170 and 0.9130
-    accuracies = [w2_accuracy("--batchnorm", "--seed", str(seed)) for seed in range(3)]
-    assert np.mean(accuracies) >= 0.915
-    assert min(accuracies) >= 0.91
+def test_the_slow_claims_script_runs() -> None:
+    # W2 + BatchNorm ≥ 0.915 on average over three seeds (issue 3) is a claim about a mean
+    # of three 5-epoch runs (~5 min here), so benchmarks/claims.py checks it, not the suite
+    # (measured: see benchmarks/README.md); the suite makes sure the script keeps working
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "claims.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--quick"], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    [row] = [line for line in done.stdout.splitlines() if line.startswith("| w2-batchnorm")]
+    accuracies = [float(value) for value in row.split("|")[2].split(",")]
+    assert len(accuracies) == 2 and all(0.5 < accuracy <= 1.0 for accuracy in accuracies)
+    assert "completed" in row
