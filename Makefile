@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 FMNIST := /usr/share/datasets/fashion-mnist
 
-.PHONY: run test lint bench data clean
+.PHONY: run test lint bench docs data clean
 
 run: $(VENV)/.installed data
 	$(BIN)/lamina train examples/fashion_mnist_mlp.toml --out runs/fashion_mnist_mlp --verbose 2
@@ -17,10 +17,14 @@ test: $(VENV)/.installed data
 bench: $(VENV)/.installed-bench data
 	$(BIN)/python benchmarks/peers.py
 
+# the documentation site, into site/ (open site/index.html); `make test` builds it --strict
+docs: $(VENV)/.installed
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,plot,images,onnx,sklearn,parallel,dask,bench]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,plot,images,onnx,sklearn,parallel,dask,bench,docs]"
 	touch $@
 
 # torch is in the test install too: the recurrent layers' tests compare with torch.nn.GRU/LSTM
