@@ -150,7 +150,9 @@ def test_verbose_prints_one_line_per_epoch(
 ) -> None:
     X, y = data
     small_classifier().fit(X, y, epochs=2, verbose=2)
-    lines = capsys.readouterr().err.strip().splitlines()
+    captured = capsys.readouterr()
+    lines = captured.out.strip().splitlines()  # on stdout, as Keras prints them
+    assert captured.err == ""
     assert len(lines) == 2 and lines[1].startswith("Epoch 2/2") and "loss:" in lines[1]
 
 

@@ -147,8 +147,9 @@ def test_errors_keep_the_argument_expected_received_fix_form() -> None:
     with pytest.raises(ConfigError) as caught:
         L.Dense(0, 3)
     assert str(caught.value) == (
-        "Invalid value for `Dense.n_inputs`: expected an int ≥ 1, received 0. "
-        "Fix: pass the layer sizes, e.g. Dense(784, 128)."
+        "Invalid value for `Dense.n_inputs`: expected an int ≥ 1 or None, received 0. "
+        "Fix: pass the layer sizes, e.g. Dense(784, 128), or leave it out and build the "
+        "Model with input_shape=(...)."
     )
     with pytest.raises(ConfigError) as caught:
         L.Dense(3, 2, activation="Relu")
@@ -181,8 +182,10 @@ def test_checked_refuses_declarations_it_cannot_keep() -> None:
         checked(size=Interval(int, 1))(lambda sise: sise)
     with pytest.raises(ConfigError, match="size"):  # an invalid default: a declaration bug
         checked(size=Interval(int, 1))(lambda size=0: size)
-    with pytest.raises(ConfigError, match="Cannot build layer 'dense'"):  # missing n_neurons
+    with pytest.raises(ConfigError, match=r"Missing value for `Dense\.n_neurons`"):
         L.deserialize({"class": "dense", "config": {"n_inputs": 3}})
+    with pytest.raises(ConfigError, match="Cannot build layer 'dense'"):  # an unknown key
+        L.deserialize({"class": "dense", "config": {"n_inputs": 3, "n_neuron": 2}})
 
 
 def classes(*, callbacks: bool) -> list[Any]:

@@ -32,9 +32,8 @@ from lamina.engine.sequences import rows
 from lamina.engine.statistics import Statistics
 from lamina.engine.training import TrainingLoop
 from lamina.errors import NotCompiledError, NumericalError
-from lamina.layers import serialization
+from lamina.layers import serialization, stack
 from lamina.layers.base import Layer, Shape
-from lamina.layers.stack import check_layers, name_layers, propagate_shape, summary_table
 from lamina.losses import CategoricalCrossentropy, Loss
 from lamina.metrics import Metric
 from lamina.optimizers import Optimizer
@@ -51,8 +50,10 @@ class Model:
     r"""A feed-forward stack of layers (notes §1.1, §3.2): ``ŷ = σ_L(…σ₁(X·W₁ + b₁)…)``.
 
     Args:
-        layers: the layers in order. Sizes are explicit (``Dense(784, 128)``); a size that
-            does not match the layer before raises an error naming both layers.
+        layers: the layers in order, sizes explicit (``Dense(784, 128)``, the notes' form);
+            a size that does not fit the layer before is an error naming both layers.
+        input_shape: the per-sample input shape, e.g. ``(28, 28, 1)``: fills in input sizes
+            left out (``Dense(units=128)``) from the shapes, drawn as explicit ones would be.
         seed: seeds every random draw — initial parameters, per-epoch shuffling, dropout —
             from ``numpy.random.SeedSequence(seed)``: the same seed, data and BLAS thread
             count give bit-identical weights. ``None`` keeps the layers' parameters as
@@ -78,30 +79,32 @@ class Model:
         seed: int | None = None,
         dtype: DTypeLike = "float32",
         *,
+        input_shape: Shape | None = None,
         preprocessing: Any = None,
         augmentation: Augmentation | Sequence[Augmentation] | None = None,
         target_preprocessing: Any = None,
     ) -> None:
         seed = check("", "seed", seed, None, Interval(int, 0), fix="use e.g. seed=0")
         self.dtype: np.dtype = check("", "dtype", dtype, FloatType(), fix="use dtype='float32'")
-        self.layers = check_layers(layers)
+        self.layers = stack.check_layers(layers)
+        self.input_shape = stack.check_input_shape(input_shape)
         self.seed = seed
         self.preprocessing = preprocessing
         inputs.check_target_preprocessing(target_preprocessing, None)
         self.target_preprocessing = target_preprocessing
         self.augmentation = augmentation_module.as_list(augmentation)
-        name_layers(self.layers)
-        self._generators = Generators(seed, self.layers)
+        stack.name_layers(self.layers)
+        self._generators = Generators(seed, self.layers)  # before build: its draws are seeded
+        stack.build_layers(self.layers, self.input_shape)  # a size mismatch names both layers
         for layer in self.layers:
             layer.astype(self.dtype)
-        propagate_shape(self.layers)  # a size mismatch names both layers
         self.layers[0].input_grad = False  # nothing consumes ∂L/∂X of the data
-
         self.loss: Loss | None = None
         self.optimizer: Optimizer | None = None
         self.metrics: list[Metric] = []
         self.history: History | None = None
         self.epochs_done = 0  # completed epochs, saved with the model for resuming
+        self.blas_threads: int | None = None  # BLAS threads of the last fit, saved too
         # JSON-able facts saved with the model: class names, the raw input shape, the data
         self.metadata: dict[str, Any] = {}
         self.stop_training = False
@@ -112,9 +115,8 @@ class Model:
 
     @property
     def random_state(self) -> dict[str, Any]:
-        """The state of the model's own Generators — ``"shuffle"`` (the per-epoch order)
-        and ``"augment"`` (augmentation draws) — as JSON-able dicts; assigning one puts
-        them back (each layer's ``rng`` holds the rest: initial parameters, dropout)."""
+        """The model's Generators' states, ``"shuffle"`` (the epochs' order) and ``"augment"``,
+        as JSON-able dicts; assigning puts them back (layers' ``rng`` hold the rest)."""
         return self._generators.state
 
     @random_state.setter
@@ -124,7 +126,7 @@ class Model:
     def output_shape(self, input_shape: Shape) -> Shape:
         """The per-sample output shape for a per-sample ``input_shape``; a ShapeError names
         the first layer that does not fit."""
-        return propagate_shape(self.layers, input_shape) or ()
+        return stack.propagate_shape(self.layers, input_shape) or ()
 
     # -- compile -----------------------------------------------------------------------
     def compile(
@@ -180,8 +182,7 @@ class Model:
         With a Softmax output and categorical cross-entropy the plan starts from the
         fused ∂L/∂z = (ŷ − y)/N instead of going through the Softmax (notes §1.3). With
         ``sample_weight`` the loss is the weighted mean Σ wᵢLᵢ / Σ wᵢ, so each row of
-        ∂L/∂ŷ is scaled by wᵢ·N/Σ w (``engine/weights.py``).
-        """
+        ∂L/∂ŷ is scaled by wᵢ·N/Σ w (``engine/weights.py``)."""
         loss = self.loss
         assert loss is not None
         outputs, (y_pred, y_true, steps) = y_pred, rows(y_pred, y_true, self._plan.output_mask)
@@ -254,6 +255,7 @@ class Model:
         initial_epoch: int = 0,
         sample_weight: ArrayLike | None = None,
         class_weight: str | dict[Any, float] | None = None,
+        threads: int | None = None,
     ) -> History:
         """Train for ``epochs`` epochs of shuffled batches (notes §1.4, §1.9).
 
@@ -268,7 +270,7 @@ class Model:
             validation_split: fraction of (X, y), taken from the end before shuffling, held
                 out as validation data instead.
             shuffle: permute the sample order every epoch (notes §1.9 "Shuffling").
-            verbose: 0 silent, 1 progress bar and a line per epoch, 2 a line per epoch.
+            verbose: 0 silent, 1 a bar (stderr) and a line per epoch (stdout), 2 the lines.
             callbacks: extra :class:`~lamina.callbacks.Callback` objects.
             initial_epoch: the epoch to start counting from (when continuing training).
             sample_weight: a weight ≥ 0 per sample of X: the loss, its gradient and the
@@ -278,6 +280,8 @@ class Model:
             class_weight: ``"balanced"`` (class c weighs n / (k · n_c), as scikit-learn
                 computes it) or ``{class: weight}``; multiplies ``sample_weight``, on the
                 training samples only.
+            threads: BLAS threads for the whole fit (``lamina.blas_threads``; None: as set
+                now). Bits depend on the count; the model records it beside its seed.
         Returns:
             A :class:`~lamina.callbacks.History` with epoch-wise and step-wise statistics.
         """
@@ -304,6 +308,7 @@ class Model:
             callbacks=callbacks,
             sample_weight=sample_weight,
             class_weight=class_weight,
+            threads=threads,
         )
         self._running = loop
         try:
@@ -482,13 +487,14 @@ class Model:
 
     def summary(self, input_shape: Shape | None = None) -> str:
         """A table of layers, output shapes and parameter counts (returned and printed)."""
-        text = summary_table(self.layers, input_shape)
+        text = stack.summary_table(self.layers, input_shape or self.input_shape)
         print(text)
         return text
 
     def get_config(self) -> dict[str, Any]:
         layers = [serialization.serialize(layer) for layer in self.layers]
-        return {"layers": layers, "seed": self.seed, "dtype": self.dtype.name}
+        shape = None if self.input_shape is None else list(self.input_shape)
+        return {"layers": layers, "seed": self.seed, "dtype": self.dtype.name, "input_shape": shape}
 
     def __repr__(self) -> str:
         return f"Model({len(self.layers)} layers, {self.count_params():,} params)"

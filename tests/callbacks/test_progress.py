@@ -10,6 +10,7 @@ import os
 import pty
 import select
 import struct
+import subprocess
 import sys
 import termios
 import types
@@ -188,3 +189,119 @@ def test_jupyter_kernel_detection(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delitem(sys.modules, "ipykernel")
     monkeypatch.delenv("QT_API")
     assert not progress.in_jupyter_kernel()  # no ipykernel loaded: not a kernel
+
+
+# -- issue 19: lines on stdout, the bar on stderr, running means, the restored epoch -------
+SCRIPT = """
+import numpy as np, lamina as lm
+rng = np.random.default_rng(0)
+X, y = rng.standard_normal((64, 5)).astype(np.float32), rng.integers(0, 3, 64)
+model = lm.Model([lm.layers.Dense(5, 3, activation="softmax")], seed=0)
+model.compile(loss="categorical_crossentropy", optimizer="adam")
+model.fit(X, y, epochs=3, batch_size=16, verbose={verbose})
+"""
+
+
+@pytest.mark.parametrize("verbose", [1, 2])
+def test_a_script_run_with_stdout_to_a_file_leaves_the_epoch_lines_there(
+    verbose: int, tmp_path: Any
+) -> None:
+    log, errors = tmp_path / "log", tmp_path / "errors"
+    with log.open("w") as out, errors.open("w") as err:
+        done = subprocess.run(
+            [sys.executable, "-c", SCRIPT.format(verbose=verbose)],
+            stdout=out,
+            stderr=err,
+            check=False,
+            timeout=120,
+        )
+    assert done.returncode == 0, errors.read_text()
+    lines = log.read_text().splitlines()
+    assert [line[:10] for line in lines] == ["Epoch 1/3 ", "Epoch 2/3 ", "Epoch 3/3 "]
+    assert errors.read_text() == ""  # stderr is no terminal here: no bar either
+
+
+def test_by_default_the_lines_go_to_stdout_and_the_bar_to_stderr(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fit(lm.callbacks.ProgressBar(verbose=2), epochs=2)
+    captured = capsys.readouterr()
+    assert len(epoch_lines(captured.out)) == 2 and captured.err == ""
+    bar = lm.callbacks.ProgressBar(verbose=1)
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)  # a terminal's stderr: the bar is drawn
+    fit(bar, epochs=2)
+    assert "\r" in terminal.getvalue() and "| 0/3 [" in terminal.getvalue()
+    assert epoch_lines(terminal.getvalue()) == []
+    out = capsys.readouterr().out
+    assert [line[:10] for line in epoch_lines(out)] == ["Epoch 1/2 ", "Epoch 2/2 "]
+    assert "\r" not in out
+
+
+class Postfixes(lm.callbacks.Callback):
+    """Records the logs of every batch, as the progress bar receives them or not."""
+
+    def __init__(self, running: bool) -> None:
+        super().__init__()
+        self.running_logs = running
+        self.logs: list[dict[str, float]] = []
+
+    def on_batch_end(self, step: int, logs: dict[str, float]) -> None:
+        self.logs.append(dict(logs))
+
+
+def test_the_bar_shows_running_means_of_the_epoch() -> None:
+    running, batches = Postfixes(True), Postfixes(False)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 5)).astype(np.float32)  # 16 + 16 + 16 + 12: uneven batches
+    y = rng.integers(0, 3, 60)
+    model = lm.Model([L.Dense(5, 3, activation="softmax")], seed=0)
+    model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+    history = model.fit(X, y, epochs=1, batch_size=16, verbose=0, callbacks=[running, batches])
+    assert batches.logs == [
+        dict(zip(history.steps, values, strict=True))
+        for values in zip(*history.steps.values(), strict=True)
+    ]  # the others still get each batch's own values
+    sizes = np.array([16, 16, 16, 12])
+    for step in range(4):  # the sample-weighted means of the batches so far
+        for key in ("loss", "accuracy"):
+            own = np.array([logs[key] for logs in batches.logs[: step + 1]])
+            expected = (own * sizes[: step + 1]).sum() / sizes[: step + 1].sum()
+            assert running.logs[step][key] == pytest.approx(expected, rel=1e-9)
+    assert running.logs[-1] == pytest.approx(
+        {key: values[0] for key, values in history.history.items()}
+    )
+    assert lm.callbacks.ProgressBar.running_logs
+
+
+def test_a_restore_is_said_and_the_history_knows_which_epoch_the_model_holds(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((64, 5)).astype(np.float32)
+    y = rng.integers(0, 3, 64)
+
+    def model() -> lm.Model:
+        built = lm.Model([L.Dense(5, 3, activation="softmax")], seed=0)
+        built.compile(loss="categorical_crossentropy", optimizer="adam")
+        return built
+
+    # the loss falls every epoch, so "max" finds epoch 1 best and stops 2 epochs later
+    stopping = lm.callbacks.EarlyStopping("loss", mode="max", patience=2, restore_best_weights=True)
+    restored = model()
+    history = restored.fit(X, y, epochs=10, batch_size=16, verbose=2, callbacks=[stopping])
+    lines = capsys.readouterr().out.splitlines()
+    assert len(history.epoch) == 3
+    assert lines[-1] == f"Restored the weights of epoch 1 (loss {history.history['loss'][0]:.4f})."
+    assert history.restored == lm.callbacks.Restored(0, "loss", history.history["loss"][0])
+    assert history.final_logs == {key: values[0] for key, values in history.history.items()}
+    one_epoch = model()
+    one_epoch.fit(X, y, epochs=1, batch_size=16, verbose=0)
+    for (_, a, _), (_, b, _) in zip(restored.parameters(), one_epoch.parameters(), strict=True):
+        np.testing.assert_array_equal(a, b)  # the model does hold epoch 1's weights
+    quiet = model().fit(X, y, epochs=10, batch_size=16, verbose=0, callbacks=[stopping])
+    assert quiet.restored is not None and capsys.readouterr().out == ""
+    plain = model().fit(X, y, epochs=2, batch_size=16, verbose=2)
+    assert plain.restored is None
+    assert plain.final_logs == {key: values[-1] for key, values in plain.history.items()}
+    assert "Restored" not in capsys.readouterr().out

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from lamina.callbacks.base import Callback, History, Logs, Monitor
+from lamina.callbacks.base import Callback, History, Logs, Monitor, Restored
 from lamina.callbacks.checkpoint import ModelCheckpoint
 from lamina.callbacks.csv_logger import CSVLogger
 from lamina.callbacks.diagnostics import Diagnostics, DiagnosticsWarning
@@ -40,6 +40,7 @@ __all__ = [
     "Monitor",
     "ProgressBar",
     "ReduceLROnPlateau",
+    "Restored",
     "TensorBoard",
     "TerminateOnNaN",
     "resume",

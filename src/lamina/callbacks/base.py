@@ -4,7 +4,8 @@ watching a logged value share (notes §1.9, §2.2)."""
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -38,6 +39,10 @@ class Callback:
     #: A callback that saves the model runs after every other ``on_epoch_end``, so that
     #: the file it writes holds the epoch's final state, all callbacks included.
     saves_model = False
+    #: ``on_batch_end`` receives the running means of the epoch so far (the loss and
+    #: metrics over every batch since the epoch began, as Keras' logs are) instead of the
+    #: batch's own values (what History records step by step).
+    running_logs: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self.params: dict[str, Any] = {}
@@ -58,7 +63,8 @@ class Callback:
         """Called before each epoch (0-based ``epoch``)."""
 
     def on_batch_end(self, step: int, logs: Logs) -> None:
-        """Called after each optimizer step with the batch's loss and metrics."""
+        """Called after each optimizer step with the batch's loss and metrics (the epoch's
+        running means for a callback with :attr:`running_logs`)."""
 
     def on_epoch_end(self, epoch: int, logs: Logs) -> None:
         """Called after each epoch with sample-weighted epoch stats and validation stats."""
@@ -78,6 +84,19 @@ class Callback:
         """Take back what :meth:`get_state` and :meth:`get_tensors` returned."""
 
 
+@dataclass(frozen=True)
+class Restored:
+    """The weights a callback put back when a fit ended: those of ``epoch`` (0-based), the
+    best by ``monitor`` with ``value``; ``str()`` is the line a fit prints about it."""
+
+    epoch: int
+    monitor: str
+    value: float
+
+    def __str__(self) -> str:
+        return f"Restored the weights of epoch {self.epoch + 1} ({self.monitor} {self.value:.4f})."
+
+
 class History(Callback):
     """Step-wise and epoch-wise statistics of a ``fit`` (notes §1.9).
 
@@ -91,6 +110,9 @@ class History(Callback):
         diagnostics: one entry per epoch from ``callbacks.Diagnostics`` (on at
             ``verbose ≥ 1``): per-layer dead ReLUs, gradient norms, update ratios, warnings.
             Not saved with the model.
+        restored: ``None`` — the model holds the last epoch's weights — or the
+            :class:`Restored` epoch whose weights a callback put back at the end of the
+            last fit (``EarlyStopping(restore_best_weights=True)``).
     """
 
     def __init__(self) -> None:
@@ -100,6 +122,21 @@ class History(Callback):
         self.steps: dict[str, list[float]] = {}
         self.divergence: str | None = None
         self.diagnostics: list[dict[str, Any]] = []
+        self.restored: Restored | None = None
+
+    def on_train_begin(self, logs: Logs | None = None) -> None:
+        self.restored = None  # of this fit
+
+    @property
+    def final_logs(self) -> Logs:
+        """The logs of the epoch whose weights the model holds after the fit: the
+        :attr:`restored` epoch's, else the last epoch's (empty before any epoch)."""
+        if not self.epoch:
+            return {}
+        row = len(self.epoch) - 1
+        if self.restored is not None and self.restored.epoch in self.epoch:
+            row = len(self.epoch) - 1 - self.epoch[::-1].index(self.restored.epoch)
+        return {key: values[row] for key, values in self.history.items() if len(values) > row}
 
     def on_batch_end(self, step: int, logs: Logs) -> None:
         for key, value in logs.items():

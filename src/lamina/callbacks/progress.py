@@ -74,25 +74,46 @@ def display_mode(verbose: int, file: Any) -> Mode:
 class ProgressBar(Callback):
     """The progress of a fit: a live bar in a notebook, a tqdm bar and a Keras-like line per
     epoch on a terminal, only the lines elsewhere (:func:`display_mode` decides, at every
-    epoch).
+    epoch, from where the bar would go).
+
+    The bar's postfix shows the running means of the epoch so far (as Keras' does: the
+    loss and metrics over every batch since the epoch began, sample-weighted), not the last
+    batch's values; the epoch line, the epoch's. When a callback put back an earlier
+    epoch's weights at the end (``EarlyStopping(restore_best_weights=True)``), a last line
+    says which: the last epoch line is then not what the model holds.
 
     Args:
         verbose: 0 silent, 1 a bar where one can be shown (and epoch lines), 2 epoch
             lines only.
-        file: where to write (stderr by default, like tqdm).
+        file: where to write everything. By default the lines go to stdout (as Keras'
+            do: ``python train.py > log`` keeps them) and the live bar to stderr (as
+            tqdm's), which is then also the stream whose being a terminal decides the mode.
     """
+
+    running_logs = True
 
     @checked(verbose=Interval(int, 0, 2), file=rule(Stream(), None))
     def __init__(self, verbose: int = 1, file: Any = None) -> None:
         super().__init__()
         self.verbose = verbose
-        self.file = file if file is not None else sys.stderr
+        self.file = file
         self._bar: Any = None
         self._mode: Mode = "silent"
 
+    @property
+    def bar_file(self) -> Any:
+        """Where the live bar goes: ``file``, else this process's stderr (read at each use,
+        so a redirected ``sys.stderr`` counts)."""
+        return self.file if self.file is not None else sys.stderr
+
+    @property
+    def line_file(self) -> Any:
+        """Where the epoch lines go: ``file``, else this process's stdout."""
+        return self.file if self.file is not None else sys.stdout
+
     def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None:
         self._start = time.perf_counter()
-        self._mode = display_mode(self.verbose, self.file)
+        self._mode = display_mode(self.verbose, self.bar_file)
         options: dict[str, Any] = {
             "total": self.params.get("steps"),
             "desc": f"Epoch {epoch + 1}/{self.params.get('epochs')}",
@@ -106,9 +127,10 @@ class ProgressBar(Callback):
         elif self._mode == "terminal":
             from tqdm.std import tqdm
 
-            self._bar = tqdm(**options, file=self.file, leave=False)
+            self._bar = tqdm(**options, file=self.bar_file, leave=False)
 
     def on_batch_end(self, step: int, logs: Logs) -> None:
+        """``logs``: the running means of the epoch so far (:attr:`running_logs`)."""
         if self._bar is not None:
             self._bar.update(1)
             if step % 20 == 0:
@@ -128,7 +150,7 @@ class ProgressBar(Callback):
             epochs = self.params.get("epochs")
             print(
                 f"Epoch {epoch + 1}/{epochs} - {seconds:.1f}s - {stats_line} - lr: {rate}",
-                file=self.file,
+                file=self.line_file,
                 flush=True,
             )
 
@@ -136,3 +158,6 @@ class ProgressBar(Callback):
         if self._bar is not None:  # an epoch ended early (TerminateOnNaN, divergence)
             self._bar.close()
             self._bar = None
+        restored = getattr(self.model.history, "restored", None)
+        if restored is not None and self.verbose:
+            print(restored, file=self.line_file, flush=True)

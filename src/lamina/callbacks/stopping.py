@@ -8,7 +8,16 @@ from typing import Any
 import numpy as np
 
 from lamina._params import Flag, Interval, checked
-from lamina.callbacks.base import MIN_DELTA, MODE, MONITOR, Callback, Logs, Monitor, state_int
+from lamina.callbacks.base import (
+    MIN_DELTA,
+    MODE,
+    MONITOR,
+    Callback,
+    Logs,
+    Monitor,
+    Restored,
+    state_int,
+)
 from lamina.errors import ConfigError, invalid
 from lamina.layers.stack import named_tensors
 
@@ -27,7 +36,8 @@ class EarlyStopping(Callback):
         restore_best_weights: when training ends, put back the weights (and BatchNorm
             statistics) of the best epoch, so the model ends on its best validation epoch.
             The state a continued fit gets keeps the last epoch's weights too, and puts
-            them back before it goes on, as the uninterrupted run would have.
+            them back before it goes on, as the uninterrupted run would have. The fit's
+            ``History.restored`` names the epoch (and the progress display says it).
     Attributes:
         stopped_epoch: the epoch training stopped at, or None; best_epoch: the best epoch.
     """
@@ -77,6 +87,10 @@ class EarlyStopping(Callback):
         if self.restore_best_weights and self._best_weights is not None:
             self._last_weights = _copy_weights(self.model)
             _put_weights(self.model, self._best_weights)
+            history = self.model.history
+            if history is not None and self.best_epoch is not None:
+                best = self._monitor.best
+                history.restored = Restored(self.best_epoch, self._monitor.monitor, best)
 
     def get_state(self) -> dict[str, Any]:
         return {

@@ -15,19 +15,22 @@ names them through this module, so that one can be replaced here (as the tests d
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from lamina._version import __version__
 from lamina.cli.diagnose import lr_find_command, trace_command
 from lamina.cli.inspect import evaluate_command, info_command, predict_command, read_image
 from lamina.cli.output import error_message, one_line, printable, show_warning
-from lamina.cli.search import cv_command, search_command
+from lamina.cli.search import DEFAULT_OUTPUT, cv_command, search_command
 from lamina.cli.tools import export_command, gradcheck_command
 from lamina.cli.train import train_command
 from lamina.datasets.images import IMAGE_SUFFIXES
+from lamina.threads import blas_threads
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -54,12 +57,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as stop:  # argparse: --help, or a bad argument (one line, see _Parser)
         return stop.code if isinstance(stop.code, int) else 2
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), blas_threads(getattr(args, "threads", None)):
             warnings.showwarning = show_warning
             return int(args.command(args) or 0)
     except KeyboardInterrupt:
         print("lamina: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the output went to a pipe that closed (`lamina ... | head`)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        return 141
     except Exception as error:  # the last resort too: a user never gets a traceback
         if args.debug:
             raise
@@ -89,15 +95,59 @@ def _integer(minimum: int) -> Callable[[str], int]:
     return parse
 
 
+DESCRIPTION = """\
+Train neural networks described by a TOML config, then evaluate, use, inspect and export
+the saved models (one .lamina file each). Run `lamina COMMAND --help` for a command's
+options."""
+
+EPILOG = """\
+a first run (from the repository, after `make run` or `pip install -e .`):
+  lamina train examples/fashion_mnist_cnn.toml --epochs 1 --out runs/cnn
+  lamina evaluate runs/cnn/model.lamina
+  lamina predict runs/cnn/model.lamina shirt.png --json
+  lamina info runs/cnn/model.lamina
+  lamina export runs/cnn/model.lamina
+  lamina train examples/fashion_mnist_cnn.toml --resume runs/cnn/model.lamina --epochs 1
+
+A mistake in a config stops before training with one line naming the file and line, and
+exit status 2; --debug shows the traceback instead."""
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """The help of each command on its name's line: argparse measures the names of
+    sub-commands without the indent it then prints them with."""
+
+    def add_argument(self, action: argparse.Action) -> None:
+        super().add_argument(action)
+        for command in self._iter_indented_subactions(action):  # indents while iterating
+            width = len(command.metavar or command.dest) + self._current_indent
+            self._action_max_length = max(self._action_max_length, width)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="lamina", description=__doc__.splitlines()[0])
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    parser = _Parser(
+        prog="lamina",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=_HelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"lamina {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND", title="commands")
 
     train = commands.add_parser("train", help="train a model from a TOML config")
-    train.add_argument("config", type=Path)
-    train.add_argument("--epochs", type=_integer(1), help="override [train] epochs")
-    train.add_argument("--out", type=Path, help="output folder (default runs/<config name>)")
+    train.add_argument("config", type=Path, help="a TOML run config, e.g. examples/spiral.toml")
+    train.add_argument(
+        "--epochs",
+        type=_integer(1),
+        help="override [train] epochs (with --resume: the epochs to add); a cosine_decay "
+        "that spans [train] epochs spans these",
+    )
+    train.add_argument(
+        "--out",
+        type=Path,
+        help="output folder (default runs/<config name>; with --resume, the model's folder)",
+    )
     train.add_argument("--seed", type=_integer(0), help="override [model] seed")
     train.add_argument(
         "--resume", type=Path, metavar="CHECKPOINT", help="continue training a saved .lamina model"
@@ -114,9 +164,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="write TensorBoard event files into DIR (watch: tensorboard --logdir DIR)",
     )
+    _threads_argument(train)
     train.set_defaults(command=train_command, action="train the model")
 
-    evaluate = commands.add_parser("evaluate", help="loss, accuracy, per-class accuracy")
+    evaluate = commands.add_parser(
+        "evaluate", help="loss, accuracy and per-class accuracy of a saved model"
+    )
     evaluate.add_argument("model", type=Path)
     evaluate.add_argument(
         "--data",
@@ -125,16 +178,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--target", help="the target column of a CSV file")
     evaluate.add_argument("--out", type=Path, help="where to write confusion_matrix.png")
+    _threads_argument(evaluate)
     evaluate.set_defaults(command=evaluate_command, action="evaluate the model")
 
-    predict = commands.add_parser("predict", help="classify images or the rows of a CSV")
+    predict = commands.add_parser(
+        "predict", help="classify image files or the rows of a CSV with a saved model"
+    )
     predict.add_argument("model", type=Path)
     predict.add_argument("files", nargs="+", type=Path)
     predict.add_argument("--top", type=_integer(1), default=3)
     predict.add_argument("--json", action="store_true", help="print JSON")
+    _threads_argument(predict)
     predict.set_defaults(command=predict_command, action="predict")
 
-    info = commands.add_parser("info", help="describe a saved model")
+    info = commands.add_parser(
+        "info", help="describe a saved model: layers, shapes, preprocessing, history"
+    )
     info.add_argument("model", type=Path)
     info.set_defaults(command=info_command, action="describe the model")
 
@@ -159,15 +218,20 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument(
         "--refit",
         type=Path,
+        nargs="?",
+        const=DEFAULT_OUTPUT,
         metavar="OUT.lamina",
-        help="train the best config on all the data and save it",
+        help="train the best config on all the data and save it "
+        "(default: runs/<config name>/best.lamina)",
     )
     _parallel_arguments(search)
     search.set_defaults(command=search_command, action="search")
 
     export = commands.add_parser("export", help="export a saved model to ONNX")
     export.add_argument("model", type=Path)
-    export.add_argument("--onnx", type=Path, required=True, metavar="OUT.onnx")
+    export.add_argument(
+        "--onnx", type=Path, metavar="OUT.onnx", help="default: beside the model, <model>.onnx"
+    )
     export.add_argument("--opset", type=_integer(1), default=17)
     export.set_defaults(command=export_command, action="export the model")
 
@@ -195,6 +259,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _threads_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--threads",
+        type=_integer(1),
+        metavar="N",
+        help="BLAS threads for the matrix products (default: as many as the BLAS library "
+        "chooses); 1 is faster beside another busy process. The same N, seed and data give "
+        "bit-identical weights; a different N differs in the last bits",
+    )
+
+
 def _parallel_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments ``cv`` and ``search`` share: folds, where they run, the CSV table."""
     parser.add_argument("--folds", type=_integer(2), default=5)
@@ -204,4 +279,11 @@ def _parallel_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dask", metavar="ADDRESS", help="a Dask scheduler, tcp://host:8786")
     parser.add_argument("--epochs", type=_integer(1), help="override [train] epochs")
     parser.add_argument("--seed", type=_integer(0), default=0)
-    parser.add_argument("--csv", type=Path, help="also write the table as CSV")
+    parser.add_argument(
+        "--csv",
+        type=Path,
+        nargs="?",
+        const=DEFAULT_OUTPUT,
+        metavar="OUT.csv",
+        help="also write the table as CSV (default: runs/<config name>/{cv,trials}.csv)",
+    )

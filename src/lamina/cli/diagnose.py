@@ -27,6 +27,7 @@ def lr_find_command(args: argparse.Namespace) -> int:
     run = configs.load_config(args.config)
     model = configs.build_model(run)
     data = configs.load_data(run)
+    configs.check_fit(run, model, data)
     batch_size = args.batch_size or run.train.get("batch_size", 32)
     result = lamina.lr_finder(
         model,
@@ -70,6 +71,7 @@ def _model_and_data(source: Path) -> tuple[Any, np.ndarray, np.ndarray]:
         run = configs.load_config(source)
         model = configs.build_model(run)
         data = configs.load_data(run)
+        configs.check_fit(run, model, data)
     if model.loss is None:
         raise ConfigError(f"{source} has no loss, so there is no training step to trace.")
     pipeline = model.preprocessing

@@ -12,10 +12,11 @@ from lamina import checks, onnx
 def export_command(args: argparse.Namespace) -> int:
     model = lamina.load_model(args.model)
     shape = model.metadata.get("input_shape")
+    target = args.onnx or args.model.with_suffix(".onnx")  # beside the model by default
     onnx.export(
-        model, args.onnx, opset=args.opset, input_shape=None if shape is None else tuple(shape)
+        model, target, opset=args.opset, input_shape=None if shape is None else tuple(shape)
     )
-    print(f"wrote {args.onnx} ({args.onnx.stat().st_size:,} bytes)")
+    print(f"wrote {target} ({target.stat().st_size:,} bytes)")
     return 0
 
 

@@ -39,7 +39,8 @@ most :data:`CONFIG_LIMIT` bytes is read.
 
 The modules: :mod:`~lamina.config.schema` (the tables, their keys, the registry behind each),
 :mod:`~lamina.config.data` (the datasets), :mod:`~lamina.config.run` (reading and checking),
-:mod:`~lamina.config.build` (the model and callbacks), :mod:`~lamina.config.keys` (the
+:mod:`~lamina.config.build` (the model and callbacks), :mod:`~lamina.config.fit` (does the
+model fit its data and loss?), :mod:`~lamina.config.keys` (the
 dotted keys of a search), :mod:`~lamina.config.source` (``file:line`` of errors) and
 :mod:`~lamina.config.values` (the values' checks).
 """
@@ -54,6 +55,7 @@ from lamina.config.data import (
     load_data,
     read_data,
 )
+from lamina.config.fit import check_fit
 from lamina.config.keys import apply_params, set_config_value
 from lamina.config.run import RunConfig, data_config, from_dict, load_config
 from lamina.config.schema import COMPILE_KEYS, MODEL_KEYS, SECTIONS, TABLES, TRAIN_KEYS
@@ -77,6 +79,7 @@ __all__ = [
     "build_callbacks",
     "build_model",
     "check_data",
+    "check_fit",
     "data_config",
     "from_dict",
     "load_config",

@@ -6,16 +6,17 @@ A constructor that refuses an argument raises a ``ConfigError`` whose ``argument
 
 from __future__ import annotations
 
+import inspect
 import os
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from lamina import augmentation, callbacks, losses, optimizers, preprocessing
 from lamina._params import Rule
 from lamina.config.run import RunConfig
-from lamina.config.schema import TABLES, parameters
+from lamina.config.schema import LOSS, TABLES, parameters
 from lamina.config.source import shown
 from lamina.config.values import PathText
 from lamina.datasets.checks import Worded
@@ -34,6 +35,7 @@ def build_model(run: RunConfig, *, seed: int | None = None) -> Model:
     if steps:
         pipeline = steps[0] if len(steps) == 1 else preprocessing.Pipeline(steps)
     augments = _each(run, "augmentation", augmentation.deserialize)
+    shape = run.model.get("input_shape")
     try:
         model = Model(
             layers,
@@ -41,9 +43,23 @@ def build_model(run: RunConfig, *, seed: int | None = None) -> Model:
             dtype=run.model.get("dtype", "float32"),
             preprocessing=pipeline,
             augmentation=augments,
+            input_shape=None if shape is None else tuple(shape),
         )
     except LaminaError as error:
-        raise run.error(str(error), "layers") from None
+        unsized = [i for i, layer in enumerate(layers) if not layer.built]
+        if not unsized:
+            raise run.error(str(error), "layers") from None
+        index = unsized[0]
+        argument = layers[index].inferred_size
+        raise run.error(
+            f"no `{argument}`: the size of this layer's inputs is not given, and nothing "
+            f"before it fixes it ([model] has no input_shape). Fix: add {argument} = ... "
+            "(the size of its inputs' last axis), or set [model] input_shape to the data's "
+            "per-sample shape after [[preprocessing]], e.g. input_shape = [28, 28, 1] for "
+            "images or [784] for flat rows.",
+            "layers",
+            index,
+        ) from None
     optimizer = (
         _build(
             run, "optimizer", None, lambda c, k: optimizers.OPTIMIZERS.lookup(k)(**c), run.optimizer
@@ -75,9 +91,15 @@ def _each(run: RunConfig, table: str, deserialize: Callable[[dict[str, Any]], An
     ]
 
 
-def build_callbacks(run: RunConfig, out: Path, model: Model) -> list[Any]:
+def build_callbacks(
+    run: RunConfig, out: Path, model: Model, *, epochs: int | None = None
+) -> list[Any]:
     """The [[callbacks]] of a run whose files go under ``out``, for ``model`` (the model
     about to be trained, whose metrics name the values the run logs).
+
+    A callback's ``epochs`` (``cosine_decay``'s span) follows the run: left out, or equal
+    to [train] epochs, it becomes ``epochs`` — the epochs the model will have trained when
+    the run ends (``--epochs``, plus those before for ``--resume``).
 
     Everything that would fail only during training is refused here, before the first
     epoch: a ``path`` (or a TensorBoard ``log_dir``) outside ``out`` (absolute, or escaping
@@ -88,6 +110,9 @@ def build_callbacks(run: RunConfig, out: Path, model: Model) -> list[Any]:
     built = []
     for index, item in enumerate(run.callbacks):
         config = {k: v for k, v in item.items() if k != "type"}
+        follows = config.get("epochs", run.train.get("epochs", 10)) == run.train.get("epochs", 10)
+        if epochs is not None and follows and "epochs" in _arguments("callbacks", item):
+            config["epochs"] = epochs
         for key in ("path", "log_dir"):  # files and folders go under the run's output folder
             if key not in config:
                 continue
@@ -219,6 +244,12 @@ def _check_monitor(run: RunConfig, index: int, item: dict[str, Any], logged: lis
         )
 
 
+def _arguments(table: str, item: dict[str, Any]) -> Mapping[str, inspect.Parameter]:
+    """The constructor arguments of the class ``item``'s ``type`` names in ``table``."""
+    cls = (LOSS if table == "loss" else TABLES[table]).entry(item.get("type"))
+    return {} if cls is None else parameters(cls)
+
+
 def _build(
     run: RunConfig,
     table: str,
@@ -231,6 +262,16 @@ def _build(
     """``make(arguments, type)``; an error names the line of the refused argument's key (of
     ``at`` for an inline table, whose keys share its line), else the table's."""
     config = {k: v for k, v in item.items() if k != "type"}
+    arguments = _arguments(table if at is None else "loss", item)
+    for name, parameter in arguments.items():
+        if parameter.default is inspect.Parameter.empty and name not in config:
+            raise run.error(
+                f"missing key `{name}`: {item['type']} needs it. Fix: add {name} = ... to this "
+                f"table ({', '.join(arguments)} are its keys).",
+                table,
+                index,
+                at,
+            )
     try:
         return make(config, item["type"])
     except (LaminaError, TypeError, ValueError) as error:

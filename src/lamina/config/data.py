@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -196,18 +198,42 @@ def check_data(table: Mapping[str, Any], source: Source) -> Dataset:
 def read_data(table: Mapping[str, Any], source: Source) -> Data:
     """The arrays a [data] table names, checked first; image sets come as uint8 NHWC."""
     dataset = check_data(table, source)
+    table = resolved_paths(table, source)
     spec = {key: value for key, value in table.items() if key not in ("dataset", "limit")}
     try:
         data = dataset.read(spec)
     except (LaminaError, TypeError, OSError) as error:
         message = " ".join(str(error).split())  # one line, keeping a multi-line message's fix
         key = "path" if isinstance(error, FileNotFoundError | LaminaError) else None
+        if key and source.text:
+            message += f" (Relative paths in a config are read from its folder, {_folder(source)}.)"
         raise source.error(message, "data", key=key) from None
     data = dataclasses.replace(data, description=dict(table))
     limit = table.get("limit")
     if limit is not None:
         data.X_train, data.y_train = data.X_train[:limit], data.y_train[:limit]
     return data
+
+
+PATH_KEYS = ("path", "test_path")
+
+
+def resolved_paths(table: Mapping[str, Any], source: Source) -> dict[str, Any]:
+    """``table`` with its relative paths read from the config file's folder (not the
+    current one) and made absolute, so that the record a model keeps finds them from
+    anywhere. A table that did not come from a file (a model's record) keeps its paths."""
+    if not source.text:
+        return dict(table)
+    return {
+        key: os.path.abspath(_folder(source) / os.path.expanduser(value))
+        if key in PATH_KEYS and isinstance(value, str)
+        else value
+        for key, value in table.items()
+    }
+
+
+def _folder(source: Source) -> Path:
+    return Path(os.path.abspath(source.path)).parent
 
 
 def load_data(run: RunConfig) -> Data:

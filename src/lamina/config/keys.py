@@ -120,6 +120,13 @@ def _set_path(root: dict[str, Any], key: str, value: Any) -> None:
                     return
                 if depth == 0 and _creatable(token):
                     node[token] = {}
+                elif depth == 0 and token in TABLES:
+                    example = 'type = "adam"' if token == "optimizer" else 'type = "..."'
+                    header = f"[[{token}]]" if TABLES[token].array else f"[{token}]"
+                    raise ConfigError(
+                        f"Config key `{key}` names the {header} table, which the config "
+                        f"leaves out. Fix: add the table, e.g. {header} {example}."
+                    )
                 else:
                     where = f"`{_format_key(tokens[:depth])}`" if depth else "the config"
                     raise _unknown_key(root, key, tokens, depth, f"{where} has no key `{token}`")

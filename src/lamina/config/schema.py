@@ -25,7 +25,7 @@ from lamina import augmentation, callbacks, losses, optimizers, preprocessing
 from lamina._params import Flag, Interval, Options, Rule
 from lamina._registry import Registry
 from lamina.config.data import DATASETS
-from lamina.config.values import ClassWeights, Names, written
+from lamina.config.values import ClassWeights, Names, Sizes, written
 from lamina.datasets.checks import Worded
 from lamina.layers import LAYERS
 
@@ -45,6 +45,8 @@ MODEL_RULES: dict[str, Rule] = {
     "dtype": written(
         "dtype", Worded(Options("float32", "float64"), '"float32" or "float64"'), '"float32"'
     ),
+    # fills in the input sizes the [[layers]] leave out (n_inputs, in_channels)
+    "input_shape": written("input_shape", Sizes(), "[28, 28, 1]"),
 }
 COMPILE_RULES: dict[str, Rule] = {"metrics": written("metrics", Names(), '["accuracy"]')}
 

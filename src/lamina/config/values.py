@@ -47,6 +47,24 @@ class Names(Constraint):
         return ["accuracy", [1], True]
 
 
+class Sizes(Constraint):
+    """A non-empty list of sizes, integers ≥ 1 (a per-sample shape: ``[28, 28, 1]``)."""
+
+    def convert(self, value: Any) -> Any:
+        if not isinstance(value, list) or not value:
+            raise ValueError
+        for size in value:
+            if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+                raise ValueError
+        return value
+
+    def describe(self) -> str:
+        return "a list of sizes >= 1, the per-sample shape of the data"
+
+    def refused(self) -> list[Any]:
+        return [784, [], [28, 0], [True], ["28"]]
+
+
 class ClassWeights(Constraint):
     """``"balanced"``, or a table of class label → weight ≥ 0 (``{"0" = 1.0, "1" = 5.0}``)."""
 

@@ -19,6 +19,7 @@ from lamina.engine.batches import BatchSource
 from lamina.engine.rewind import Rewind, finite_state
 from lamina.engine.statistics import Statistics
 from lamina.errors import NumericalError
+from lamina.threads import blas_threads, current_blas_threads
 
 if TYPE_CHECKING:
     from lamina.model import Model
@@ -41,6 +42,7 @@ class TrainingLoop:
         validate: the model's loss and metrics over checked arrays (X, y, weights).
         history: the History this fit extends; callbacks: the user's callbacks.
         verbose: 0 silent, 1 progress bar and a line per epoch, 2 a line per epoch.
+        threads: the BLAS threads :meth:`run` pins (``lamina.blas_threads``), or None.
     """
 
     def __init__(
@@ -53,11 +55,13 @@ class TrainingLoop:
         history: History,
         callbacks: Sequence[Callback],
         verbose: int,
+        threads: int | None = None,
     ) -> None:
         self.model, self.step, self.batches = model, step, batches
         self.validation, self.validate, self.history = validation, validate, history
         self.callbacks = ordered([history, *callbacks], verbose)
-        self.verbose = verbose
+        self.verbose, self.threads = verbose, threads
+        self.running_wanted = any(callback.running_logs for callback in self.callbacks)
 
     @classmethod
     def for_fit(
@@ -78,28 +82,32 @@ class TrainingLoop:
         callbacks: Sequence[Callback],
         sample_weight: Any,
         class_weight: Any,
+        threads: int | None = None,
     ) -> TrainingLoop:
         """The loop of one ``Model.fit``: its arguments checked, its batches (shuffled by
-        ``rng``) and validation data prepared (``engine/data.py``)."""
+        ``rng``) and validation data prepared (``engine/data.py``) — the preprocessing
+        fitted with ``threads`` BLAS threads already, as the epochs will be."""
         verbose = check("", "verbose", verbose, Interval(int, 0, 2), fix="0 silent, 1 or 2")
-        batches, validation = data.training_data(
-            model,
-            X,
-            y,
-            batch_size=check("", "batch_size", batch_size, None, Interval(int, 1), fix="use 32"),
-            validation_data=validation_data,
-            validation_split=check(
-                "", "validation_split", validation_split, SPLIT, fix="use e.g. 0.1"
-            ),
-            shuffle=check("", "shuffle", shuffle, Flag()),
-            rng=rng,
-            epochs=epochs,
-            sample_weight=sample_weight,
-            class_weight=class_weight,
-        )
-        return cls(
-            model, step, batches, validation, model.evaluate_prepared, history, callbacks, verbose
-        )
+        with blas_threads(threads):  # checks threads first: a bad count trains nothing
+            batches, validation = data.training_data(
+                model,
+                X,
+                y,
+                batch_size=check(
+                    "", "batch_size", batch_size, None, Interval(int, 1), fix="use 32"
+                ),
+                validation_data=validation_data,
+                validation_split=check(
+                    "", "validation_split", validation_split, SPLIT, fix="use e.g. 0.1"
+                ),
+                shuffle=check("", "shuffle", shuffle, Flag()),
+                rng=rng,
+                epochs=epochs,
+                sample_weight=sample_weight,
+                class_weight=class_weight,
+            )
+        validate = model.evaluate_prepared
+        return cls(model, step, batches, validation, validate, history, callbacks, verbose, threads)
 
     def log_names(self) -> list[str]:
         """The names every epoch's logs hold."""
@@ -111,7 +119,14 @@ class TrainingLoop:
     def run(self, initial_epoch: int, epochs: int, saved: Sequence[CallbackState]) -> None:
         """Train epochs ``initial_epoch`` … ``epochs − 1``; ``saved``: the callback states of
         the run this fit continues (empty for a new run), handed back after
-        ``on_train_begin``."""
+        ``on_train_begin``. With ``threads`` BLAS threads, which ``model.blas_threads``
+        records (the count the BLAS library reports inside, None without one)."""
+        with blas_threads(self.threads):
+            self.model.blas_threads = current_blas_threads()
+            self.epochs_of(initial_epoch, epochs, saved)
+
+    def epochs_of(self, initial_epoch: int, epochs: int, saved: Sequence[CallbackState]) -> None:
+        """:meth:`run`'s epochs, callbacks included, with the threads pinned."""
         model = self.model
         model.stop_training = False
         self.history.divergence = None  # of this fit
@@ -174,8 +189,9 @@ class TrainingLoop:
             steps += 1
             penalty = model.regularization_penalty() if regularized else 0.0
             logs = statistics.add(sample_losses, scores, wb, penalty)
+            running = statistics.result() if self.running_wanted else logs
             for callback in self.callbacks:
-                callback.on_batch_end(step, logs)
+                callback.on_batch_end(step, running if callback.running_logs else logs)
             if model.stop_training:  # a callback (TerminateOnNaN) asked to stop now
                 break
         if not finite_state(model):

@@ -2,7 +2,9 @@
 
 A layer maps a batch (axis 0) forward and maps ∂L/∂outputs back to ∂L/∂inputs, filling
 ``grads`` for its ``params``. Parameters exist after ``__init__``; the constructor's
-arguments (``get_config``) fix every shape.
+arguments (``get_config``) fix every shape — but for an input size left None
+(``Dense(units=128)``), which a model fills in from the shapes before the parameters are
+drawn (:meth:`Layer.build`, ``lamina.layers.sizes``).
 """
 
 from __future__ import annotations
@@ -148,6 +150,9 @@ class Layer:
       reach the constructor, and a refused one is a clear error, not a broken layer.
     - ``input_shape`` / ``output_shape``: the per-sample shapes, for the size checks
       between layers (``None``: any input shape; the output shape is the input's).
+    - A layer whose input size a model may infer names that argument in
+      :attr:`inferred_size` (default None), lets it default to None, and skips allocating
+      in ``reset_parameters`` while it is None; :meth:`build` then fills it in and draws.
     - An activation used as ``Dense(activation="name")`` is built without arguments, so its
       arguments need defaults.
 
@@ -170,6 +175,10 @@ class Layer:
     supports_masking: ClassVar[bool] = False
     #: the inputs are integer ids (Embedding): ``backward`` returns None, there is no ∂L/∂ids
     integer_inputs: ClassVar[bool] = False
+    #: the constructor argument holding the size of the inputs' last axis, which a model
+    #: built with ``input_shape=`` fills in when it is left None (``lamina.layers.sizes``):
+    #: ``"n_inputs"`` for Dense, ``"in_channels"`` for Conv2D; None: nothing to infer
+    inferred_size: ClassVar[str | None] = None
 
     @checked(name=rule(LayerName(), None, fix=NAME_FIX))
     def __init__(self, *, name: str | None = None) -> None:
@@ -247,6 +256,44 @@ class Layer:
                 f"{self.describe()} expects inputs of shape {format_shape(expected)}, but "
                 f"{source} gives {format_shape(input_shape)}. Fix: make the sizes agree, e.g. "
                 f"give {self.describe()} the input size {format_shape(input_shape)}."
+            )
+
+    # -- sizes inferred from the inputs (lamina.layers.sizes) -----------------------------
+    @property
+    def built(self) -> bool:
+        """Whether every size is known; a layer whose :attr:`inferred_size` was left None
+        has no parameters until :meth:`build`."""
+        return self.inferred_size is None or getattr(self, self.inferred_size) is not None
+
+    def build(self, input_shape: Shape) -> None:
+        """Fill in the :attr:`inferred_size` left None from the per-sample ``input_shape``
+        of this layer's inputs (its last axis), then draw the parameters from ``self.rng``:
+        the draws of a layer given the size, so ``Dense(units=128)`` built on rows of 784
+        starts equal to ``Dense(784, 128)``. A built layer is left as it is."""
+        if self.built:
+            return
+        setattr(self, str(self.inferred_size), self.inferred_from(input_shape))
+        self.reset_parameters()
+
+    def inferred_from(self, input_shape: Shape) -> int:
+        """The size of the last axis of ``input_shape``, or a ShapeError saying it is not
+        known there."""
+        size = input_shape[-1] if input_shape else None
+        if size is None:
+            raise ShapeError(
+                f"{self.describe()} cannot take {self.inferred_size} from inputs of shape "
+                f"{format_shape(input_shape)}: the size of their last axis is not known. Fix: "
+                f"pass {self.inferred_size} to it, or build the model with input_shape=..."
+            )
+        return size
+
+    def require_built(self) -> None:
+        """A ShapeError unless the layer is built: it runs only once its sizes are known."""
+        if not self.built:
+            raise ShapeError(
+                f"{self.describe()} has no {self.inferred_size} yet, so no parameters. Fix: "
+                f"pass {self.inferred_size} to it, or put it in a Model built with "
+                "input_shape=(...), which fills it in from the shapes."
             )
 
     # -- parameters ----------------------------------------------------------------------

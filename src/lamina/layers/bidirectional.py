@@ -97,6 +97,20 @@ class Bidirectional(Layer):
 
     # -- shapes and masks ----------------------------------------------------------------
     @property
+    def built(self) -> bool:
+        return self.forward_layer.built
+
+    def build(self, input_shape: Shape) -> None:
+        """Give both copies the size of the inputs' last axis, then draw their parameters
+        from this layer's Generator, as :meth:`reset_parameters` does for a given size."""
+        if self.built:
+            return
+        size = self.forward_layer.inferred_from(input_shape)
+        for inner in self.layers.values():
+            inner.n_inputs = size
+        self.reset_parameters()
+
+    @property
     def input_shape(self) -> Shape:
         return self.forward_layer.input_shape
 
@@ -114,6 +128,7 @@ class Bidirectional(Layer):
 
     # -- forward and backward ------------------------------------------------------------
     def forward(self, inputs: Array, *, training: bool = False, mask: Array | None = None) -> Array:
+        self.forward_layer.require_built()
         who = self.describe()
         x = check_sequences(who, inputs, self.forward_layer.n_inputs)
         m = check_mask(who, mask, x.shape)

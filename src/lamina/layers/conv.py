@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from lamina import initializers
-from lamina._params import Interval, Options, checked, rule
+from lamina._params import Options, checked
 from lamina.errors import BackwardError, ShapeError, invalid
 from lamina.layers._im2col import (
     PADDINGS,
@@ -34,9 +34,23 @@ from lamina.layers.base import (
     regularizers_for,
     size_pair,
 )
+from lamina.layers.sizes import input_size, required, size_rule
 from lamina.regularizers import STRENGTH
 
-SIZE = rule(Interval(int, 1), fix="pass the channel counts, e.g. Conv2D(1, 32, 3)")
+FIX = "pass e.g. Conv2D(1, 32, 3), or Conv2D(filters=32, kernel_size=3) with in_channels inferred"
+
+
+def keras_order(who: str, in_channels: int | None, filters: int | None) -> str:
+    """The fix for a convolution missing filters or kernel_size: with positional sizes, what
+    they were read as (Keras' ``Conv2D(32, 3)`` is ``filters=32, kernel_size=3``)."""
+    if in_channels is None:
+        return f"pass e.g. {who}(filters=32, kernel_size=3), or {who}(1, 32, 3)"
+    read = f"in_channels={in_channels}" + ("" if filters is None else f", filters={filters}")
+    keras = f"filters={in_channels}" + ("" if filters is None else f", kernel_size={filters}")
+    return (
+        f"the sizes are read in the order (in_channels, filters, kernel_size), here {read}; "
+        f"for Keras' order write {who}({keras}, ...) and let the model infer in_channels"
+    )
 
 
 @dataclass(frozen=True)
@@ -133,9 +147,11 @@ class Conv2D(ActivatedLayer):
     raises.
 
     Args:
-        in_channels: C, channels of the input (its last axis).
-        filters: F, number of kernels (output channels).
-        kernel_size: kh×kw, an int or a (height, width) pair.
+        in_channels: C, channels of the input (its last axis). ``None``: filled in from the
+            shapes by a ``Model(..., input_shape=...)`` (``lamina.layers.sizes``), so
+            ``Conv2D(filters=32, kernel_size=3)`` reads as in Keras.
+        filters: F, number of kernels (output channels); required.
+        kernel_size: kh×kw, an int or a (height, width) pair; required.
         stride: an int or a (height, width) pair.
         padding: ``"valid"`` (no padding) or ``"same"`` (output size ⌈input/stride⌉).
         activation, weight_init, bias_init, weight_l1, weight_l2, bias_l1, bias_l2: as for
@@ -147,10 +163,12 @@ class Conv2D(ActivatedLayer):
         inputs (batch, H, W, in_channels) -> outputs (batch, H', W', filters)
     """
 
+    inferred_size = "in_channels"
+
     @checked(
-        in_channels=SIZE,
-        filters=SIZE,
-        kernel_size=size_pair("kernel_size"),
+        in_channels=input_size("Conv2D(1, 32, 3)"),
+        filters=size_rule(FIX),
+        kernel_size=size_pair("kernel_size", optional=True),
         stride=size_pair("stride"),
         padding=Options(*PADDINGS),
         weight_init=initializers.WEIGHT_INIT,
@@ -162,9 +180,9 @@ class Conv2D(ActivatedLayer):
     )
     def __init__(
         self,
-        in_channels: int,
-        filters: int,
-        kernel_size: int | tuple[int, int],
+        in_channels: int | None = None,
+        filters: int | None = None,
+        kernel_size: int | tuple[int, int] | None = None,
         stride: int | tuple[int, int] = 1,
         padding: str = "valid",
         activation: str | Layer | None = None,
@@ -178,9 +196,15 @@ class Conv2D(ActivatedLayer):
         name: str | None = None,
     ) -> None:
         super().__init__(activation, name=name)
-        self.in_channels = in_channels
-        self.filters = filters
-        self.kernel_size: tuple[int, int] = kernel_size  # type: ignore[assignment]
+        # None until Layer.build fills it in; everything past it runs on a built layer
+        self.in_channels: int = in_channels  # type: ignore[assignment]
+        self.filters = required(
+            "Conv2D", "filters", filters, keras_order("Conv2D", in_channels, None)
+        )
+        kernel = required(
+            "Conv2D", "kernel_size", kernel_size, keras_order("Conv2D", in_channels, filters)
+        )
+        self.kernel_size: tuple[int, int] = kernel  # type: ignore[assignment]
         self.stride: tuple[int, int] = stride  # type: ignore[assignment]
         self.padding = padding
         self.weight_init = weight_init
@@ -192,10 +216,13 @@ class Conv2D(ActivatedLayer):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
+        channels = self.in_channels
+        if channels is None:  # no size yet: Layer.build draws them
+            return
         dtype = self.dtype or np.dtype(np.float32)
         kh, kw = self.kernel_size
-        shape = (kh, kw, self.in_channels, self.filters)
-        fan_in, fan_out = kh * kw * self.in_channels, kh * kw * self.filters
+        shape = (kh, kw, channels, self.filters)
+        fan_in, fan_out = kh * kw * channels, kh * kw * self.filters
         self.params["weights"] = new_tensor(
             shape, dtype, lambda: self._initializer(shape, fan_in, fan_out, self.rng, dtype)
         )
@@ -263,6 +290,7 @@ class Conv2D(ActivatedLayer):
     def linear_forward(self, inputs: Array, *, training: bool = False) -> Array:
         """S = cols · K + b in NHWC; ``training`` keeps the :class:`ConvolutionCache` for
         backward (inference keeps nothing: cols is the step's largest array)."""
+        self.require_built()
         self._cache = None  # the last pass's cols go first: the new ones reuse their memory
         cache = self.unfold(inputs)
         z = np.matmul(cache.cols, self.kernel_matrix())

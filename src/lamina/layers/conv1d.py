@@ -22,10 +22,11 @@ from lamina.layers.base import (
     new_tensor,
     regularizers_for,
 )
-from lamina.layers.conv import backward_needs_training
+from lamina.layers.conv import backward_needs_training, keras_order
+from lamina.layers.sizes import input_size, required, size_rule
 from lamina.regularizers import STRENGTH
 
-SIZE = rule(Interval(int, 1), fix="pass the channel counts, e.g. Conv1D(8, 32, 3)")
+FIX = "pass e.g. Conv1D(8, 32, 3), or Conv1D(filters=32, kernel_size=3) with in_channels inferred"
 PADDINGS_1D = ("valid", "same", "causal")
 
 
@@ -117,9 +118,10 @@ class Conv1D(ActivatedLayer):
     read (k vectorised adds; the taps of one window never overlap, windows may).
 
     Args:
-        in_channels: C, channels of the input (its last axis).
-        filters: F, number of kernels (output channels).
-        kernel_size: k, taps per kernel.
+        in_channels: C, channels of the input (its last axis). ``None``: filled in from the
+            shapes by a ``Model(..., input_shape=...)`` (``lamina.layers.sizes``).
+        filters: F, number of kernels (output channels); required.
+        kernel_size: k, taps per kernel; required.
         stride: s, steps between windows.
         padding: ``"valid"`` (none), ``"same"`` (T' = ⌈T/s⌉) or ``"causal"`` (d·(k − 1)
             steps before: output t sees no input after t·s); see :func:`padding_1d`.
@@ -131,10 +133,12 @@ class Conv1D(ActivatedLayer):
         inputs (batch, T, in_channels) -> outputs (batch, T', filters)
     """
 
+    inferred_size = "in_channels"
+
     @checked(
-        in_channels=SIZE,
-        filters=SIZE,
-        kernel_size=rule(Interval(int, 1), fix="use e.g. kernel_size=3"),
+        in_channels=input_size("Conv1D(8, 32, 3)"),
+        filters=size_rule(FIX),
+        kernel_size=rule(Interval(int, 1), None, fix="use e.g. kernel_size=3"),
         stride=rule(Interval(int, 1), fix="use e.g. stride=2"),
         padding=Options(*PADDINGS_1D),
         dilation=rule(Interval(int, 1), fix="use e.g. dilation=2"),
@@ -147,9 +151,9 @@ class Conv1D(ActivatedLayer):
     )
     def __init__(
         self,
-        in_channels: int,
-        filters: int,
-        kernel_size: int,
+        in_channels: int | None = None,
+        filters: int | None = None,
+        kernel_size: int | None = None,
         stride: int = 1,
         padding: str = "valid",
         dilation: int = 1,
@@ -164,9 +168,14 @@ class Conv1D(ActivatedLayer):
         name: str | None = None,
     ) -> None:
         super().__init__(activation, name=name)
-        self.in_channels = in_channels
-        self.filters = filters
-        self.kernel_size = kernel_size
+        # None until Layer.build fills it in; everything past it runs on a built layer
+        self.in_channels: int = in_channels  # type: ignore[assignment]
+        self.filters = required(
+            "Conv1D", "filters", filters, keras_order("Conv1D", in_channels, None)
+        )
+        self.kernel_size = required(
+            "Conv1D", "kernel_size", kernel_size, keras_order("Conv1D", in_channels, filters)
+        )
         self.stride = stride
         self.padding = padding
         self.dilation = dilation
@@ -179,9 +188,12 @@ class Conv1D(ActivatedLayer):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
+        channels = self.in_channels
+        if channels is None:  # no size yet: Layer.build draws them
+            return
         dtype = self.dtype or np.dtype(np.float32)
-        shape = (self.kernel_size, self.in_channels, self.filters)
-        fan_in, fan_out = self.kernel_size * self.in_channels, self.kernel_size * self.filters
+        shape = (self.kernel_size, channels, self.filters)
+        fan_in, fan_out = self.kernel_size * channels, self.kernel_size * self.filters
         self.params["weights"] = new_tensor(
             shape, dtype, lambda: self._initializer(shape, fan_in, fan_out, self.rng, dtype)
         )
@@ -248,6 +260,7 @@ class Conv1D(ActivatedLayer):
     # -- forward / backward ------------------------------------------------------------------
     def linear_forward(self, inputs: Array, *, training: bool = False) -> Array:
         """S = cols · K + b; ``training`` keeps the :class:`Conv1DCache` for backward."""
+        self.require_built()
         self._cache = None  # the last pass's cols go first: the new ones reuse their memory
         self._check(inputs)
         batch, steps, channels = inputs.shape

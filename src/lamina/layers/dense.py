@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from lamina import initializers
-from lamina._params import Interval, checked, rule
+from lamina._params import checked
 from lamina.errors import ShapeError
 from lamina.layers.activated import ActivatedLayer, with_activation_built
 from lamina.layers.base import (
@@ -19,9 +19,10 @@ from lamina.layers.base import (
     new_tensor,
     regularizers_for,
 )
+from lamina.layers.sizes import input_size, one_of, size_rule
 from lamina.regularizers import STRENGTH
 
-SIZE = rule(Interval(int, 1), fix="pass the layer sizes, e.g. Dense(784, 128)")
+NEURONS_FIX = "pass the layer sizes, e.g. Dense(784, 128), or Dense(units=128)"
 
 
 @LAYERS.register("dense")
@@ -33,8 +34,10 @@ class Dense(ActivatedLayer):
     plus λ₁ sign(θ) + 2λ₂θ for each regularized parameter (notes §1.6).
 
     Args:
-        n_inputs: size n of each input row (W is n × m, notes §3.1).
-        n_neurons: number of neurons m.
+        n_inputs: size n of each input row (W is n × m, notes §3.1). ``None``: filled in
+            from the shapes by a ``Model(..., input_shape=...)`` (``lamina.layers.sizes``).
+        n_neurons: number of neurons m; ``units`` is Keras' name for it (pass one of them:
+            ``Dense(784, 128)``, or ``Dense(units=128)`` with the input size inferred).
         activation: an activation name (``"relu"``, ``"softmax"``, ...), layer, or ``None``.
         weight_init: ``"glorot_uniform"`` (the default, as in Keras; notes §1.8 "Glorot"),
             ``"he_normal"``, or ``"small"`` (0.01·N(0,1), the notes' §1.1 choice, which learns
@@ -50,10 +53,12 @@ class Dense(ActivatedLayer):
     """
 
     supports_masking = True
+    inferred_size = "n_inputs"
 
     @checked(
-        n_inputs=SIZE,
-        n_neurons=SIZE,
+        n_inputs=input_size("Dense(784, 128)"),
+        n_neurons=size_rule(NEURONS_FIX),
+        units=size_rule(NEURONS_FIX),
         weight_init=initializers.WEIGHT_INIT,
         bias_init=initializers.BIAS_INIT,
         weight_l1=STRENGTH,
@@ -63,10 +68,11 @@ class Dense(ActivatedLayer):
     )
     def __init__(
         self,
-        n_inputs: int,
-        n_neurons: int,
+        n_inputs: int | None = None,
+        n_neurons: int | None = None,
         activation: str | Layer | None = None,
         *,
+        units: int | None = None,
         weight_init: str = "glorot_uniform",
         bias_init: str = "zeros",
         weight_l1: float = 0.0,
@@ -76,8 +82,15 @@ class Dense(ActivatedLayer):
         name: str | None = None,
     ) -> None:
         super().__init__(activation, name=name)
-        self.n_inputs = n_inputs
-        self.n_neurons = n_neurons
+        # None until Layer.build fills it in; everything past it runs on a built layer
+        self.n_inputs: int = n_inputs  # type: ignore[assignment]
+        fix = NEURONS_FIX
+        if n_inputs is not None:  # Keras' Dense(128): here the first size is n_inputs
+            fix = (
+                f"Dense({n_inputs}) reads {n_inputs} as n_inputs; pass Dense({n_inputs}, m), "
+                f"or Dense(units={n_inputs}) as in Keras"
+            )
+        self.n_neurons = one_of("Dense", ("n_neurons", "units"), (n_neurons, units), fix)
         self.weight_init = weight_init
         self._initializer = initializers.get(weight_init)
         self.bias_init = bias_init
@@ -86,19 +99,16 @@ class Dense(ActivatedLayer):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
+        n, m = self.n_inputs, self.n_neurons
+        if n is None:  # no size yet: Layer.build draws them
+            return
         dtype = self.dtype or np.dtype(np.float32)
-        shape = (self.n_inputs, self.n_neurons)
+        shape = (n, m)
         self.params["weights"] = new_tensor(
-            shape,
-            dtype,
-            lambda: self._initializer(shape, self.n_inputs, self.n_neurons, self.rng, dtype),
+            shape, dtype, lambda: self._initializer(shape, n, m, self.rng, dtype)
         )
         self.params["biases"] = new_tensor(
-            (self.n_neurons,),
-            dtype,
-            lambda: self._bias_initializer(
-                (self.n_neurons,), self.n_inputs, self.n_neurons, self.rng, dtype
-            ),
+            (m,), dtype, lambda: self._bias_initializer((m,), n, m, self.rng, dtype)
         )
 
     @property
@@ -123,6 +133,7 @@ class Dense(ActivatedLayer):
         super().check_input_shape(input_shape, source)
 
     def linear_forward(self, inputs: Array, *, training: bool = False) -> Array:
+        self.require_built()
         self._inputs = inputs  # X, needed for ∂L/∂W (a reference: free to keep)
         z = np.matmul(inputs, self.params["weights"])
         z += self.params["biases"]
@@ -133,7 +144,7 @@ class Dense(ActivatedLayer):
         grads = self.gradient_buffers()
         rows, dz_rows = self._inputs, dz  # N-D (a sequence): every step is a row of the sums
         if dz.ndim > 2:
-            rows, dz_rows = rows.reshape(-1, self.n_inputs), dz.reshape(-1, self.n_neurons)
+            rows, dz_rows = rows.reshape(-1, rows.shape[-1]), dz.reshape(-1, self.n_neurons)
         np.matmul(rows.T, dz_rows, out=grads["weights"])
         np.sum(dz_rows, axis=0, out=grads["biases"])
         self.add_regularization_gradients()

@@ -9,6 +9,7 @@ import numpy as np
 from lamina._params import Interval, checked, rule
 from lamina.errors import ShapeError
 from lamina.layers.base import LAYERS, Array, Layer, Shape, format_shape, new_tensor
+from lamina.layers.sizes import input_size
 
 
 @LAYERS.register("batch_norm")
@@ -33,7 +34,8 @@ class BatchNorm(Layer):
     as PyTorch does.
 
     Args:
-        n_features: F, the size of the last axis.
+        n_features: F, the size of the last axis. ``None``: filled in from the shapes by a
+            ``Model(..., input_shape=...)`` (``lamina.layers.sizes``): ``BatchNorm()``.
         momentum: weight of the old running statistics, in [0, 1).
         epsilon: ε > 0 added to the variance.
     Shape:
@@ -41,9 +43,10 @@ class BatchNorm(Layer):
     """
 
     fresh_output = True
+    inferred_size = "n_features"
 
     @checked(
-        n_features=rule(Interval(int, 1), fix="pass the size of the last axis, e.g. BatchNorm(64)"),
+        n_features=input_size("BatchNorm(64) for 64 features or channels"),
         momentum=rule(
             Interval(float, 0, 1, closed="left"),
             fix="use 0.9 (Keras) — PyTorch's 0.1 means the same",
@@ -52,19 +55,22 @@ class BatchNorm(Layer):
     )
     def __init__(
         self,
-        n_features: int,
+        n_features: int | None = None,
         momentum: float = 0.9,
         epsilon: float = 1e-5,
         *,
         name: str | None = None,
     ) -> None:
         super().__init__(name=name)
-        self.n_features = n_features
+        # None until Layer.build fills it in; everything past it runs on a built layer
+        self.n_features: int = n_features  # type: ignore[assignment]
         self.momentum = momentum
         self.epsilon = epsilon
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
+        if self.n_features is None:  # no size yet: Layer.build allocates them
+            return
         dtype = self.dtype or np.dtype(np.float32)
         shape = (self.n_features,)
         self.params["gamma"] = new_tensor(shape, dtype, 1.0)
@@ -89,6 +95,7 @@ class BatchNorm(Layer):
         )
 
     def forward(self, inputs: Array, *, training: bool = False) -> Array:
+        self.require_built()
         if inputs.ndim < 2 or inputs.shape[-1] != self.n_features:
             raise ShapeError(self._mismatch(str(inputs.shape)))
         gamma, beta = self.params["gamma"], self.params["beta"]

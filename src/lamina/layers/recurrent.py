@@ -20,10 +20,11 @@ from lamina import initializers
 from lamina._params import Options, checked, rule
 from lamina.layers.base import LAYERS, Array, new_tensor
 from lamina.layers.recurrent_base import (
+    N_INPUTS,
     RECURRENT_INIT,
     RETURN_SEQUENCES,
-    SIZE,
     TRAINABLE_STATE,
+    UNITS,
     Recurrent,
     RecurrentCache,
     at_step,
@@ -72,8 +73,9 @@ class SimpleRNN(Recurrent):
         ∂L/∂x_t = δa_t·Wᵀ
 
     Args:
-        n_inputs: F, features per step.
-        units: size of the hidden state h.
+        n_inputs: F, features per step. ``None``: filled in from the shapes by a
+            ``Model(..., input_shape=...)`` (``lamina.layers.sizes``).
+        units: size of the hidden state h; required (``SimpleRNN(units=32)``).
         activation: φ, one of ``"tanh"`` (the default, as Keras and PyTorch), ``"relu"``,
             ``"sigmoid"``, ``"linear"``.
         return_sequences: output every step's h_t (batch, time, units), not only h_T.
@@ -88,8 +90,8 @@ class SimpleRNN(Recurrent):
     gates = 1
 
     @checked(
-        n_inputs=SIZE,
-        units=SIZE,
+        n_inputs=N_INPUTS,
+        units=UNITS,
         activation=rule(Options(*ACTIVATIONS), fix="use activation='tanh'"),
         return_sequences=RETURN_SEQUENCES,
         trainable_initial_state=TRAINABLE_STATE,
@@ -98,8 +100,8 @@ class SimpleRNN(Recurrent):
     )
     def __init__(
         self,
-        n_inputs: int,
-        units: int,
+        n_inputs: int | None = None,
+        units: int | None = None,
         activation: str = "tanh",
         return_sequences: bool = False,
         *,

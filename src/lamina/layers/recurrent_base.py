@@ -37,11 +37,14 @@ from typing import Any, ClassVar
 import numpy as np
 
 from lamina import initializers
-from lamina._params import Flag, Interval, Options, checked, rule
+from lamina._params import Flag, Options, checked, rule
 from lamina.errors import BackwardError, InputError, ShapeError, invalid
 from lamina.layers.base import Array, Layer, Shape, format_shape, new_tensor
+from lamina.layers.sizes import input_size, required, size_rule
 
-SIZE = rule(Interval(int, 1), fix="pass the sizes, e.g. GRU(8, 64) for 8 features per step")
+UNITS_FIX = "pass the sizes, e.g. GRU(8, 64) for 8 features per step, or GRU(units=64)"
+N_INPUTS = input_size("GRU(8, 64) for 8 features per step")
+UNITS = size_rule(UNITS_FIX)
 RETURN_SEQUENCES = rule(Flag(), fix="return_sequences=True gives one output per step")
 TRAINABLE_STATE = rule(Flag(), fix="trainable_initial_state=True learns h0")
 RECURRENT_INIT = rule(
@@ -153,12 +156,13 @@ class Recurrent(Layer):
     docstring). A cell defines ``gates`` (k), ``_steps`` and ``_backward_steps``."""
 
     uses_mask = True
+    inferred_size = "n_inputs"
     gates: ClassVar[int] = 1
     cell_state: ClassVar[bool] = False  # LSTM: a second state c next to h
 
     @checked(
-        n_inputs=SIZE,
-        units=SIZE,
+        n_inputs=N_INPUTS,
+        units=UNITS,
         return_sequences=RETURN_SEQUENCES,
         trainable_initial_state=TRAINABLE_STATE,
         weight_init=initializers.WEIGHT_INIT,
@@ -166,8 +170,8 @@ class Recurrent(Layer):
     )
     def __init__(
         self,
-        n_inputs: int,
-        units: int,
+        n_inputs: int | None = None,
+        units: int | None = None,
         return_sequences: bool = False,
         *,
         trainable_initial_state: bool = False,
@@ -176,8 +180,9 @@ class Recurrent(Layer):
         name: str | None = None,
     ) -> None:
         super().__init__(name=name)
-        self.n_inputs = n_inputs
-        self.units = units
+        # None until Layer.build fills it in; everything past it runs on a built layer
+        self.n_inputs: int = n_inputs  # type: ignore[assignment]
+        self.units = required(type(self).__name__, "units", units, UNITS_FIX)
         self.return_sequences = return_sequences
         self.trainable_initial_state = trainable_initial_state
         self.weight_init = weight_init
@@ -191,8 +196,10 @@ class Recurrent(Layer):
 
     # -- parameters ----------------------------------------------------------------------
     def reset_parameters(self) -> None:
-        dtype = self.dtype or np.dtype(np.float32)
         f, h, k = self.n_inputs, self.units, self.gates
+        if f is None:  # no size yet: Layer.build draws them
+            return
+        dtype = self.dtype or np.dtype(np.float32)
         self.params["input_weights"] = new_tensor(
             (f, k * h), dtype, lambda: self._initializer((f, k * h), f, k * h, self.rng, dtype)
         )
@@ -251,6 +258,7 @@ class Recurrent(Layer):
         mask: Array | None = None,
         initial_state: Array | tuple[Array, Array] | None = None,
     ) -> Array:
+        self.require_built()
         who = self.describe()
         x = check_sequences(who, inputs, self.n_inputs)
         m = check_mask(who, mask, x.shape)

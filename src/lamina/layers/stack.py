@@ -69,6 +69,68 @@ def propagate_shape(layers: Sequence[Layer], input_shape: Shape | None = None) -
     return shape
 
 
+def check_input_shape(input_shape: object) -> Shape | None:
+    """A model's ``input_shape`` as a tuple — the per-sample shape of the inputs its first
+    layer sees, ints ≥ 1 or None for a size that varies (a sequence's length) — or a
+    ConfigError."""
+    if input_shape is None:
+        return None
+    sizes = tuple(input_shape) if isinstance(input_shape, list | tuple) else ()
+    if not sizes or not all(size is None or _is_size(size) for size in sizes):
+        raise ConfigError(
+            invalid(
+                "input_shape",
+                "the per-sample shape of the inputs: a tuple of sizes ≥ 1 (None for one that "
+                "varies, such as a sequence's length)",
+                repr(input_shape)[:100],
+                "use e.g. input_shape=(28, 28, 1) for 28×28 grayscale images, or (784,) for rows",
+            ),
+            argument="input_shape",
+        )
+    return tuple(None if size is None else int(size) for size in sizes)
+
+
+def _is_size(size: object) -> bool:
+    return isinstance(size, int | np.integer) and not isinstance(size, bool) and bool(size >= 1)
+
+
+def build_layers(layers: Sequence[Layer], input_shape: Shape | None = None) -> Shape | None:
+    """Build the layers whose input size was left None (``Dense(units=128)``) from the
+    shape their inputs have — ``input_shape`` followed through the layers before
+    (``lamina.layers.sizes``) — and check every size as :func:`propagate_shape` does;
+    returns the per-sample output shape. A layer whose input size cannot be known is a
+    ConfigError naming it and the fix."""
+    shape = input_shape
+    source = "the data" if input_shape is None else f"input_shape={input_shape}"
+    for index, layer in enumerate(layers):
+        if shape is None and layer.built:
+            shape = layer.input_shape
+        elif shape is not None:
+            if not layer.built and shape and shape[-1] is not None:
+                layer.build(shape)
+            layer.check_input_shape(shape, source)
+        if not layer.built:
+            raise ConfigError(missing_size(layer, index, shape), argument=layer.inferred_size)
+        if shape is not None:
+            shape = layer.output_shape(shape)
+        source = layer.describe()
+    return shape
+
+
+def missing_size(layer: Layer, index: int, shape: Shape | None) -> str:
+    """Why ``layer`` (``layers[index]``) has no input size, and the two fixes."""
+    argument = layer.inferred_size
+    if shape is None:
+        why = "and nothing before it fixes the shape of its inputs (the model has no input_shape)"
+    else:
+        why = f"and its inputs, of shape {format_shape(shape)}, do not fix their last axis"
+    return (
+        f"{layer.describe()} (layers[{index}]) was built without {argument}, {why}. Fix: "
+        f"build the model with input_shape=..., the per-sample shape of the data (e.g. "
+        f"Model([...], input_shape=(28, 28, 1))), or pass {argument} to the layer."
+    )
+
+
 def named_tensors(layers: Sequence[Layer]) -> Iterator[tuple[str, Array]]:
     """Every parameter and state array of ``layers`` as ``("<layer>/<name>", array)``: the
     names of weight files, model files and snapshots."""

@@ -106,7 +106,8 @@ def cross_validate(
         )
         for index, (train, validation) in enumerate(folds)
     ]
-    results = executor.run(tasks, X_data, y_data, lambda t: f"fold {t.fold + 1}/{len(folds)}")
+    # 0-based, as the table and result.folds number them
+    results = executor.run(tasks, X_data, y_data, lambda t: f"fold {t.fold}")
     return CVResult(
         results, seed, splitter, executor.name, executor.n_jobs, time.perf_counter() - started
     )

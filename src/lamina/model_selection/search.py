@@ -115,7 +115,7 @@ class Search:
             tasks,
             X_data,
             y_data,
-            lambda t: f"trial {t.trial + 1}/{len(trial_configs)} fold {t.fold + 1}/{len(folds)}",
+            lambda t: f"trial {t.trial}, fold {t.fold}",  # 0-based, as the table
         )
         trials = []
         for trial, (params, config) in enumerate(zip(candidates, trial_configs, strict=True)):

@@ -66,6 +66,7 @@ def describe(model: Model, include_optimizer: bool) -> dict[str, Any]:
             "trainable": [layer.trainable for layer in model.layers],
             "seed": model.seed,
             "dtype": model.dtype.name,
+            "input_shape": None if model.input_shape is None else list(model.input_shape),
         },
         "compile": compiled,
         "metadata": model.metadata,
@@ -81,7 +82,7 @@ def describe(model: Model, include_optimizer: bool) -> dict[str, Any]:
                 "augment": model.random_state["augment"],
                 "layers": [layer.rng.bit_generator.state for layer in model.layers],
             },
-            "blas_threads": _blas_threads(),
+            "blas_threads": model.blas_threads,  # of the last fit, as the seed is of the first
         },
     }
 
@@ -129,13 +130,6 @@ def _augmentation_spec(step: Any) -> dict[str, Any]:
         return augmentation.serialize(step)
     except LaminaError as error:
         raise ModelFileError(f"Cannot save the model's augmentation: {error}") from None
-
-
-def _blas_threads() -> int | None:
-    from threadpoolctl import threadpool_info
-
-    threads = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
-    return threads[0] if threads else None
 
 
 def _lamina_version() -> str:
@@ -193,6 +187,21 @@ def build_layers(specs: Any) -> list[Any]:
                 raise ModelFileError(f"model.layers[{index}] has no name.")
             layers.append(deserialize(spec))
     return layers
+
+
+def input_shape_of(spec: dict[str, Any]) -> tuple[int | None, ...] | None:
+    """The ``input_shape`` of the ``model`` field (files before it have none)."""
+    shape = spec.get("input_shape")
+    if shape is not None and not (
+        isinstance(shape, list)
+        and 1 <= len(shape) <= 4
+        and all(n is None or (type(n) is int and 1 <= n <= MAX_INPUT_VALUES) for n in shape)
+    ):
+        raise ModelFileError(
+            f"model input_shape must be 1 to 4 sizes (positive ints or null), not "
+            f"{str(shape)[:80]}."
+        )
+    return None if shape is None else tuple(shape)
 
 
 def model_arguments(spec: dict[str, Any]) -> tuple[int | None, str, list[bool]]:
@@ -260,11 +269,16 @@ def augmentation_from(entry: Any) -> list[Any]:
 
 
 def restore_training(model: Model, training: dict[str, Any]) -> None:
-    """Epochs done and every Generator's state, as they were when the model was saved."""
+    """Epochs done, the BLAS threads of the last fit and every Generator's state, as they
+    were when the model was saved."""
     epochs_done = training.get("epochs_done", 0)
     if not (type(epochs_done) is int and 0 <= epochs_done < 2**62):
         raise ModelFileError(f"epochs_done {epochs_done!r}.")
     model.epochs_done = epochs_done
+    threads = training.get("blas_threads")
+    if threads is not None and not (type(threads) is int and 1 <= threads <= 1 << 16):
+        raise ModelFileError(f"blas_threads {str(threads)[:40]} (a positive int or null).")
+    model.blas_threads = threads
     rng = field(training, "rng", dict)
     states = field(rng, "layers", list)
     if len(states) != len(model.layers):

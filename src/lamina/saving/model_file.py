@@ -213,6 +213,7 @@ def _build(archive: ArchiveReader, model_class: type[Model]) -> Model:
         layers,
         seed=None,  # the saved tensors and Generator states replace what a seed would draw
         dtype=dtype,
+        input_shape=model_config.input_shape_of(spec),
         preprocessing=preprocessing,
         target_preprocessing=target_preprocessing,
         augmentation=model_config.augmentation_from(config.get("augmentation")),
