@@ -112,9 +112,7 @@ def test_a_model_refuses_ids_out_of_its_vocabulary() -> None:
     model = embedding_model()
     ids, labels = has_token_3(16, np.random.default_rng(3))
     ids[5, 7] = 12
-    with pytest.raises(
-        InputError, match=r"id 12 at position \(5, 7\).*of X.*vocabulary=13"
-    ):
+    with pytest.raises(InputError, match=r"id 12 at position \(5, 7\).*of X.*vocabulary=13"):
         model.fit(ids, labels, epochs=1, verbose=0)
 
 

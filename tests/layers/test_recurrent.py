@@ -145,6 +145,7 @@ def test_a_trainable_initial_state_is_a_parameter(cls: type) -> None:
 
 def torch_module(layer: Any, bidirectional: bool = False) -> Any:
     import torch  # installed by make test (the [bench] extra): a comparison, never skipped
+
     kind = {L.SimpleRNN: torch.nn.RNN, L.GRU: torch.nn.GRU, L.LSTM: torch.nn.LSTM}[type(layer)]
     module = kind(layer.n_inputs, layer.units, batch_first=True, bidirectional=bidirectional)
     return module.double()
