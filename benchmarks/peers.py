@@ -500,6 +500,7 @@ def run_worker(args: argparse.Namespace) -> Result:
     predictions = [timed(lambda: trainer.predict(X_test)) for _ in range(INFERENCE_REPEATS)]
     predict_seconds = [seconds for seconds, _ in predictions]
     confidences = predictions[-1][1]
+    limit = matmul_limit(build, args.worker, X_train, y_train, args.batch_size)
 
     return {
         "system": args.worker,
@@ -519,6 +520,25 @@ def run_worker(args: argparse.Namespace) -> Result:
         "numpy": np.__version__,
         "threadpools": threadpool_info(),
         "libraries": hidden_libraries(args.worker),
+        **limit,
+    }
+
+
+def matmul_limit(
+    build: Builder, system: str, X: np.ndarray, y: np.ndarray, batch_size: int
+) -> Result:
+    """lamina's matrix-product limit in samples/s (``step_profile.limits``: the products of
+    a training step and of an inference batch replayed alone), measured on a throw-away
+    model; empty for the other systems."""
+    if system != "lamina":
+        return {}
+    from step_profile import limits
+
+    trainer: Any = build(SEED, batch_size)
+    train_seconds, infer_seconds = limits(trainer.model, X, y, batch_size)
+    return {
+        "limit_train_samples_per_s": batch_size / train_seconds,
+        "limit_inference_samples_per_s": batch_size / infer_seconds,
     }
 
 
@@ -632,7 +652,13 @@ def summarize(runs: Sequence[Result], workload: str, batch_size: int, system: st
         return None
     train = [r["train_samples_per_s"] for r in mine]
     inference = [r["inference_samples_per_s"] for r in mine]
+    limits = {
+        key: statistics.median(r[key] for r in mine)
+        for key in ("limit_train_samples_per_s", "limit_inference_samples_per_s")
+        if all(key in r for r in mine)
+    }
     return {
+        **limits,
         "repeats": len(mine),
         "train_samples_per_s": statistics.median(train),
         "inference_samples_per_s": statistics.median(inference),
@@ -716,6 +742,20 @@ def throughput_table(summaries: Mapping[str, Result | None]) -> list[str]:
     return lines
 
 
+def limit_line(lamina: Result | None) -> list[str]:
+    """lamina's fraction of its matrix-product limit (``benchmarks/step_profile.py``)."""
+    if lamina is None or "limit_train_samples_per_s" not in lamina:
+        return []
+    train, infer = lamina["limit_train_samples_per_s"], lamina["limit_inference_samples_per_s"]
+    return [
+        "",
+        f"lamina's fraction of its matrix-product limit (the step's products alone: "
+        f"{train:,.0f} train / {infer:,.0f} inference samples/s): "
+        f"train {lamina['train_samples_per_s'] / train:.2f}, "
+        f"inference {lamina['inference_samples_per_s'] / infer:.2f}",
+    ]
+
+
 def accuracy_table(runs: Sequence[Result], workload: str, systems: Sequence[str]) -> list[str]:
     lines = ["| system | test accuracy |", "| --- | ---: |"]
     for system in systems:
@@ -777,6 +817,7 @@ def report(
             )
             if spreads:
                 lines += ["", f"Spread (max ÷ min over repeats, train/inference): {spreads}"]
+            lines += limit_line(summaries.get("lamina"))
         if args.accuracy_epochs:
             lines += [
                 "",

@@ -16,7 +16,7 @@ implementation that computes the products can be faster than that — what lamin
 
 Run (on a quiet machine; ``--threads`` BLAS threads, default all cores):
     python benchmarks/step_profile.py --workloads w1,w2 --batch-sizes 128
-    python benchmarks/step_profile.py --workloads w3,w3-lstm --steps 10
+    python benchmarks/step_profile.py --workloads w3,w3-lstm --steps 40
 
 Prints one Markdown table per workload and batch size. The same limit is what ``peers.py``
 prints beside its ratios (:func:`limits`).
@@ -235,12 +235,13 @@ def profile_training(
     def epoch() -> None:
         model.fit(X, y, epochs=1, batch_size=batch_size, verbose=0)
 
-    return profiled(model, epoch, steps, "fit around the steps")
+    return profiled(model, epoch, -(-len(X) // batch_size), "fit around the steps")
 
 
 def profile_inference(model: Any, X: np.ndarray, batch_size: int, batches: int) -> Profile:
     """``predict`` over ``batches`` batches, per batch."""
     X = X[: batch_size * batches]
+    batches = -(-len(X) // batch_size)
     return profiled(
         model, lambda: model.predict(X, batch_size=batch_size), batches, "predict around the steps"
     )
@@ -249,14 +250,15 @@ def profile_inference(model: Any, X: np.ndarray, batch_size: int, batches: int) 
 def unprofiled_seconds(model: Any, X: np.ndarray, y: np.ndarray, batch_size: int, steps: int):
     """(training seconds per step, inference seconds per batch) without any wrapper: the
     median of 3, so that the wrappers' own cost is visible as the difference."""
-    n = batch_size * steps
+    X, y = X[: batch_size * steps], y[: batch_size * steps]
+    steps = -(-len(X) // batch_size)
     train, infer = [], []
     for _ in range(3):
         start = time.perf_counter()
-        model.fit(X[:n], y[:n], epochs=1, batch_size=batch_size, verbose=0)
+        model.fit(X, y, epochs=1, batch_size=batch_size, verbose=0)
         train.append((time.perf_counter() - start) / steps)
         start = time.perf_counter()
-        model.predict(X[:n], batch_size=batch_size)
+        model.predict(X, batch_size=batch_size)
         infer.append((time.perf_counter() - start) / steps)
     return statistics.median(train), statistics.median(infer)
 
@@ -321,7 +323,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workloads", default="w1,w2")
     parser.add_argument("--batch-sizes", default="128")
-    parser.add_argument("--steps", type=int, default=30, help="batches timed per profile")
+    parser.add_argument(
+        "--steps", type=int, default=200, help="batches per profile (at most the data's)"
+    )
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args(argv)
     load = os.getloadavg()[0]

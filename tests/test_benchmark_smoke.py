@@ -53,6 +53,28 @@ def test_lamina_run_prints_a_table_and_writes_results(tmp_path: Path) -> None:
     assert results["meta"]["env"]["OPENBLAS_NUM_THREADS"] == "1"
     assert results["meta"]["env"]["LAMINA_BENCH_SMOKE"] == "1"
     assert set(results["meta"]["versions"]) >= {"python", "numpy", "lamina"}
+    # lamina's matrix-product limit (step_profile.limits), and its fraction, per workload
+    [run] = results["runs"]
+    assert run["limit_train_samples_per_s"] > 0 and run["limit_inference_samples_per_s"] > 0
+    assert "lamina's fraction of its matrix-product limit" in report
+
+
+def test_step_profile_prints_the_tables_of_a_step(tmp_path: Path) -> None:
+    # benchmarks/step_profile.py: per-operation times of a W1 step and an inference batch
+    command = [
+        sys.executable, str(PEERS.parent / "step_profile.py"),
+        "--workloads", "w1", "--batch-sizes", "64", "--steps", "3", "--threads", "1",
+    ]  # fmt: skip
+    process = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert process.returncode == 0, process.stderr
+    report = process.stdout
+    assert "### w1, batch 64, 1 BLAS thread(s)" in report
+    for row in ("| dense forward |", "| dense backward |", "| optimizer step |"):
+        assert row in report
+    fractions = [
+        float(line.rsplit("**", 2)[-2]) for line in report.splitlines() if "fraction" in line
+    ]
+    assert len(fractions) == 2 and all(0 < fraction < 1.5 for fraction in fractions)
 
 
 def test_w3_gru_and_lstm_runs_report_both_cells(tmp_path: Path) -> None:

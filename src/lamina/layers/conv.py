@@ -23,6 +23,7 @@ from lamina.layers._im2col import (
     pool_to_image_order,
 )
 from lamina.layers._im2col import output_size as output_size  # lamina.interop.onnx reads it here
+from lamina.layers._products import transposed_product
 from lamina.layers.activated import ActivatedLayer, with_activation_built
 from lamina.layers.base import (
     LAYERS,
@@ -136,7 +137,7 @@ class Conv2D(ActivatedLayer):
     Backward, with δ = ∂L/∂S:
 
         ∂L/∂K(m, n, c, f) = Σᵢ Σⱼ δ(i, j, f) · I(i·s + m, j·s + n, c)   (notes §1.11)
-                          = colsᵀ · δ                                  (one matmul)
+                          = colsᵀ · δ          (one matmul; over slabs of rows when thin)
         ∂L/∂b(f)          = Σᵢ Σⱼ δ(i, j, f)
         ∂L/∂I             = col2im(δ · Kᵀ): each window's gradient row is added back onto
                             the pixels it came from, one matmul and one strided add per
@@ -330,7 +331,7 @@ class Conv2D(ActivatedLayer):
         ``cache`` (any shape ending in F), the forward's :class:`ConvolutionCache`."""
         grads = self.gradient_buffers()
         delta = dz.reshape(-1, self.filters)
-        kernel_grad = np.matmul(cache.cols.T, delta)  # (kh·kw·C + 1, F): ∂L/∂K, then ∂L/∂b
+        kernel_grad = transposed_product(cache.cols, delta)  # (kh·kw·C + 1, F): ∂L/∂K, ∂L/∂b
         grads["weights"].reshape(-1, self.filters)[...] = kernel_grad[:-1]
         grads["biases"][...] = kernel_grad[-1]
         self.add_regularization_gradients()

@@ -12,6 +12,7 @@ from numpy.lib.stride_tricks import as_strided
 from lamina import initializers
 from lamina._params import Interval, Options, checked, rule
 from lamina.errors import ShapeError
+from lamina.layers._products import transposed_product
 from lamina.layers.activated import ActivatedLayer, with_activation_built
 from lamina.layers.base import (
     LAYERS,
@@ -288,7 +289,7 @@ class Conv1D(ActivatedLayer):
         weights = self.params["weights"]
         grads = self.gradient_buffers()
         delta = dz.reshape(-1, self.filters)
-        np.matmul(cache.cols.T, delta, out=grads["weights"].reshape(-1, self.filters))
+        grads["weights"].reshape(-1, self.filters)[...] = transposed_product(cache.cols, delta)
         np.sum(delta, axis=0, out=grads["biases"])
         self.add_regularization_gradients()
         if not self.input_grad:
