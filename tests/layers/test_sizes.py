@@ -6,6 +6,7 @@ cannot be known is an error naming the layer and the fix."""
 from __future__ import annotations
 
 import json
+import re
 import zipfile
 from pathlib import Path
 
@@ -190,3 +191,31 @@ def test_an_unbuilt_layer_round_trips_its_config_and_builds_like_an_explicit_one
     layer.build((3,))
     assert layer.built and layer.get_config() == {**explicit.get_config(), "name": None}
     np.testing.assert_array_equal(layer.params["weights"], explicit.params["weights"])
+
+
+@pytest.mark.parametrize(
+    ("layer", "shape", "axes"),
+    [
+        (lambda: L.Conv2D(filters=4, kernel_size=3), (28, 28), "3 axes (height, width, channels)"),
+        (lambda: L.GRU(units=4), (8,), "2 axes (steps, features)"),
+        (lambda: L.Conv1D(filters=2, kernel_size=3), (10, 3, 1), "2 axes (steps, channels)"),
+    ],
+)
+def test_a_size_is_not_inferred_from_inputs_of_the_wrong_rank(layer, shape, axes) -> None:
+    # Conv2D on input_shape=(28, 28) once took 28 "channels" from the width
+    with pytest.raises(ShapeError, match=re.escape(axes)) as raised:
+        lm.Model([layer()], input_shape=shape, seed=0)
+    assert "input_shape=(" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: lm.Model([L.Dense(units=4)], input_shape=(10**12,), seed=0),
+        lambda: L.Dense(10**6, 10**6),
+        lambda: L.Conv2D(10**5, 10**5, 3),
+    ],
+)
+def test_absurd_sizes_are_refused_before_any_allocation(build) -> None:
+    with pytest.raises(ConfigError, match="more than the 2,147,483,648 lamina allocates"):
+        build()

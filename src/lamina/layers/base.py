@@ -10,6 +10,7 @@ drawn (:meth:`Layer.build`, ``lamina.layers.sizes``).
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import Any, ClassVar, Self
@@ -19,7 +20,7 @@ from numpy.typing import DTypeLike
 
 from lamina._params import Constraint, Interval, Pair, Rule, check, checked, rule
 from lamina._registry import Registry
-from lamina.errors import ShapeError
+from lamina.errors import ConfigError, ShapeError
 from lamina.regularizers import L1L2
 
 Array = np.ndarray
@@ -43,6 +44,11 @@ def placeholder_tensors() -> Iterator[None]:
         _PLACEHOLDERS.reset(token)
 
 
+#: the most values one parameter or state tensor may hold (8 GiB in float32): a size beyond
+#: it is a mistake to report, not an allocation to attempt
+MAX_TENSOR_VALUES = 2**31
+
+
 def new_tensor(
     shape: tuple[int, ...], dtype: DTypeLike, fill: float | Callable[[], Array]
 ) -> Array:
@@ -51,6 +57,14 @@ def new_tensor(
     Layers allocate every tensor through this function."""
     if _PLACEHOLDERS.get():
         return np.broadcast_to(np.zeros((), dtype), shape)
+    values = math.prod(shape)
+    if values > MAX_TENSOR_VALUES:
+        gib = values * np.dtype(dtype).itemsize / 2**30
+        raise ConfigError(
+            f"A layer asked for a tensor of shape {shape}: {values:,} values ({gib:,.0f} GiB), "
+            f"more than the {MAX_TENSOR_VALUES:,} lamina allocates for one tensor. Fix: check "
+            "the layer's sizes (and the model's input_shape) — they are probably a typo."
+        )
     if callable(fill):
         return fill()
     return np.full(shape, fill, dtype=dtype)
@@ -179,6 +193,9 @@ class Layer:
     #: built with ``input_shape=`` fills in when it is left None (``lamina.layers.sizes``):
     #: ``"n_inputs"`` for Dense, ``"in_channels"`` for Conv2D; None: nothing to infer
     inferred_size: ClassVar[str | None] = None
+    #: the axes of one sample this layer takes, as words ("height, width, channels"), when
+    #: their number is fixed; an input size is inferred only from inputs of that many axes
+    sample_axes: ClassVar[str | None] = None
 
     @checked(name=rule(LayerName(), None, fix=NAME_FIX))
     def __init__(self, *, name: str | None = None) -> None:
@@ -278,6 +295,19 @@ class Layer:
     def inferred_from(self, input_shape: Shape) -> int:
         """The size of the last axis of ``input_shape``, or a ShapeError saying it is not
         known there."""
+        axes = self.sample_axes
+        if axes is not None and len(input_shape) != axes.count(",") + 1:
+            raise ShapeError(
+                f"{self.describe()} takes samples of {axes.count(',') + 1} axes ({axes}), but "
+                f"its inputs are of shape {format_shape(input_shape)}, so it cannot take "
+                f"{self.inferred_size} from them. Fix: give the model the per-sample shape of "
+                f"the data with every axis, e.g. "
+                + (
+                    "input_shape=(28, 28, 1) for 28×28 images of one channel."
+                    if axes.count(",") == 2
+                    else "input_shape=(40, 8) for sequences of 40 steps of 8 features."
+                )
+            )
         size = input_shape[-1] if input_shape else None
         if size is None:
             raise ShapeError(

@@ -165,6 +165,7 @@ class Conv2D(ActivatedLayer):
     """
 
     inferred_size = "in_channels"
+    sample_axes = "height, width, channels"
 
     @checked(
         in_channels=input_size("Conv2D(1, 32, 3)"),

@@ -135,6 +135,7 @@ class Conv1D(ActivatedLayer):
     """
 
     inferred_size = "in_channels"
+    sample_axes = "steps, channels"
 
     @checked(
         in_channels=input_size("Conv1D(8, 32, 3)"),

@@ -157,6 +157,7 @@ class Recurrent(Layer):
 
     uses_mask = True
     inferred_size = "n_inputs"
+    sample_axes = "steps, features"
     gates: ClassVar[int] = 1
     cell_state: ClassVar[bool] = False  # LSTM: a second state c next to h
 
