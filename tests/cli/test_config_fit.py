@@ -258,3 +258,26 @@ def test_configs_that_fit_train(
     path.write_text(text)
     code = cli.main(["train", str(path), "--out", str(tmp_path / "out")])
     assert code == 0, capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["cv", "--folds", "2", "--jobs", "1"],
+        ["search", "--grid", "train.batch_size=8,16", "--folds", "2", "--jobs", "1"],
+    ],
+)
+def test_cv_and_search_run_the_same_check_before_any_fold(
+    command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a softmax one wider than the spiral's three classes trained every fold silently
+    text = config(output='n_neurons = 4\nactivation = "softmax"')
+    path = tmp_path / "wide.toml"
+    path.write_text(text)
+    code = cli.main([command[0], str(path), *command[1:]])
+    out, err = capsys.readouterr()
+    lines = err.splitlines()
+    assert code == 2 and len(lines) == 1, err
+    number = line_number(text, "n_neurons = 4")
+    assert lines[0].startswith(f"lamina: error: {path}:{number}: "), lines[0]
+    assert "3 classes" in lines[0] and "fold" not in out + err

@@ -139,9 +139,13 @@ def fit_overrides(
 def training_data(
     spec: ConfigSpec | None, X: ArrayLike | None, y: ArrayLike | None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(X, y) as arrays, or the training part of the config's data when both are None."""
+    """(X, y) as arrays, or the training part of the config's data when both are None —
+    after the config's dry run (``lamina.config.check_fit``): a model that does not fit its
+    data or its loss is an error at the config's line before any fold trains."""
     if X is None and y is None and spec is not None:
-        data = configs.load_data(spec.run())
+        run = spec.run()
+        data = configs.load_data(run)
+        configs.check_fit(run, configs.build_model(run, seed=0), data)
         return data.X_train, data.y_train
     if X is None or y is None:
         raise InputError(
