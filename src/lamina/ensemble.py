@@ -49,6 +49,7 @@ from lamina.model_selection.executor import BACKEND, DASK_RETRIES, N_JOBS, dask_
 from lamina.model_selection.folds import BLAS_THREADS, check_picklable, fold_seed
 from lamina.saving import model_file
 from lamina.saving.archive import MAX_FILE_BYTES, ArchiveReader
+from lamina.threads import blas_threads
 
 Array = np.ndarray
 Build = Callable[[int], Model]
@@ -73,9 +74,7 @@ class MemberTask:
 
 def train_member(task: MemberTask, X: Array, y: Array) -> Model:
     """Build and train one member with BLAS_THREADS BLAS thread(s), in any process."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=BLAS_THREADS):
+    with blas_threads(BLAS_THREADS):
         model = task.build(task.seed)
         if not isinstance(model, Model) or model.loss is None:
             raise ConfigError(

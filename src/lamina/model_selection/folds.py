@@ -22,6 +22,7 @@ import numpy as np
 from lamina import config as configs
 from lamina.errors import ConfigError, invalid
 from lamina.model_selection.splits import Index
+from lamina.threads import blas_threads, current_blas_threads
 
 BLAS_THREADS = 1
 """BLAS threads of every fold, wherever it runs: the thread count changes the bits of the
@@ -179,20 +180,11 @@ class FoldTask:
         )
 
 
-def _blas_threads() -> int:
-    from threadpoolctl import threadpool_info
-
-    counts = [info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"]
-    return max(counts, default=BLAS_THREADS)
-
-
 def run_fold(task: FoldTask, X: np.ndarray, y: np.ndarray) -> FoldResult:
     """Build, train and score one fold with BLAS_THREADS BLAS thread(s), in any process."""
-    from threadpoolctl import threadpool_limits
-
     start = time.perf_counter()
-    with threadpool_limits(limits=BLAS_THREADS):
-        threads = _blas_threads()
+    with blas_threads(BLAS_THREADS):
+        threads = current_blas_threads() or BLAS_THREADS
         try:
             outcome = _train_and_score(task, X, y)
         except Exception as error:

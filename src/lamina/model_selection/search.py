@@ -35,6 +35,7 @@ from lamina.model_selection.folds import (
 )
 from lamina.model_selection.results import CVResult, SearchResult, TrialResult
 from lamina.model_selection.splits import SEED
+from lamina.threads import blas_threads
 
 RULES = {
     "metric": Rule([Text()], fix="pass metric='accuracy', or 'loss' with mode='min'"),
@@ -192,10 +193,8 @@ def _refit(
     config: dict[str, Any], spec: ConfigSpec, X: np.ndarray, y: np.ndarray, seed: int
 ) -> Any:
     """The best config trained on all the training data, with the folds' thread count."""
-    from threadpoolctl import threadpool_limits
-
     run = ConfigSpec(config, spec.path, spec.text).run()
-    with threadpool_limits(limits=BLAS_THREADS):
+    with blas_threads(BLAS_THREADS):
         model = configs.build_model(run, seed=seed)
         model.fit(
             X,
