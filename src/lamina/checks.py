@@ -110,6 +110,11 @@ def _conv_cases(rng: np.random.Generator) -> list[Case]:
             rng.standard_normal((2, 5, 4, 1)),
         ),
         Case("conv2d odd same + tanh + l1/l2", regularized, rng.standard_normal((2, 5, 5, 2))),
+        Case(  # ≥ 16 channels, 3×3, stride 1: by Winograd's F(2×2, 3×3), odd output sizes
+            "conv2d 3x3 winograd same",
+            L.Conv2D(16, 3, 3, padding="same"),
+            rng.standard_normal((2, 5, 3, 16)),
+        ),
     ]
 
 

@@ -67,15 +67,12 @@ class PooledConvolution:
     def forward(self, inputs: Array, *, training: bool = False) -> Array:
         self._cache = None  # the last pass's cols go first: the new ones reuse their memory
         conv, (ph, pw) = self.conv, self.pool.pool_size
-        convolution = conv.unfold(inputs, pool=(ph, pw))  # cols in pool order, kept if training
+        blocks, convolution = conv.products(inputs, pool=(ph, pw))  # kept if training
         # a ShapeError here when the convolution's output is smaller than the pool
         pooled_h, pooled_w = self.pool.pooled_size(*convolution.geometry.output)
-        kernel, shape = conv.kernel_matrix(), (len(inputs), pooled_h, pooled_w, conv.filters)
+        shape = (len(inputs), pooled_h, pooled_w, conv.filters)
         # one block of S per position in the pooling window, folded in while in cache
-        blocks = np.split(convolution.cols, ph * pw)
-        maximum, took_over = running_maximum(
-            (np.matmul(block, kernel).reshape(shape) for block in blocks), training
-        )
+        maximum, took_over = running_maximum((block.reshape(shape) for block in blocks), training)
         if took_over is not None:
             self._cache = PooledConvolutionCache(convolution, took_over)
         return maximum

@@ -1,0 +1,234 @@
+r"""A 3×3 convolution with stride 1 by Winograd's minimal filtering F(2×2, 3×3) (Lavin &
+Gray, "Fast Algorithms for Convolutional Neural Networks", 2016): the same S as notes
+§1.11, with 16 multiplications per 2×2 outputs instead of 36.
+
+For one 4×4 *tile* d of the input (rows 2i … 2i + 3, columns 2j … 2j + 3) and one channel's
+3×3 kernel g, the 2×2 outputs S(2i + a, 2j + b) = Σₘ Σₙ d(a + m, b + n) · g(m, n) are
+
+    Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A
+
+        Bᵀ = [1  0 −1  0]     G = [ 1    0    0 ]     Aᵀ = [1  1  1  0]
+             [0  1  1  0]         [ ½    ½    ½ ]          [0  1 −1 −1]
+             [0 −1  1  0]         [ ½   −½    ½ ]
+             [0  1  0 −1]         [ 0    0    1 ]
+
+Summed over the channels c and done for every filter f, the element-wise product becomes
+16 matrix products, one per element ξ of the 4×4 transformed tile:
+
+    V_ξ = (Bᵀ d B)_ξ for every tile        (tiles × C)
+    U_ξ = (G g Gᵀ)_ξ for every (c, f)      (C × F)
+    M_ξ = V_ξ · U_ξ                         (tiles × F)
+    Y   = Aᵀ M A                            (4 outputs per tile and filter)
+
+Each transform is one small matmul over all tiles at once: written for the 16 (or 9, or 4)
+entries of a tile as vectors, Bᵀ d B is (Bᵀ ⊗ Bᵀ)·vec(d), G g Gᵀ is (G ⊗ G)·vec(g) and
+Aᵀ M A is (Aᵀ ⊗ Aᵀ)·vec(M). The bias is added to M₅ (ξ = (1, 1)): every output of a tile
+has coefficient 1 on it.
+
+Backward is the chain rule through the same linear maps, with δ = ∂L/∂Y:
+
+    ∂L/∂M = (Aᵀ ⊗ Aᵀ)ᵀ δ              ∂L/∂b = Σ_tiles ∂L/∂M₅ = Σ δ
+    ∂L/∂U_ξ = V_ξᵀ · ∂L/∂M_ξ          ∂L/∂K = (G ⊗ G)ᵀ ∂L/∂U
+    ∂L/∂V_ξ = ∂L/∂M_ξ · U_ξᵀ          ∂L/∂d = (Bᵀ ⊗ Bᵀ)ᵀ ∂L/∂V, added onto the input pixels
+                                       each tile was read from (tiles overlap by 2)
+
+W2's second convolution at batch 128: 210 instead of 473 MFLOP in the products of its
+forward, 420 instead of 946 in those of its backward. In exact arithmetic the outputs and
+gradients are those of the direct formula; in floating point they differ by rounding
+(float64: ≤ 1e-12 relative, tests/layers/test_winograd.py).
+
+The four outputs of a tile are returned as four *blocks* of rows, block (a, b) holding the
+output pixels (2i + a, 2j + b) of every tile (n, i, j): the pool order of
+``lamina.layers._im2col`` for a 2×2 max pooling, so the fused step of
+``lamina.engine.fusion`` reads them as they are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from lamina.layers._workspace import Workspace
+
+Array = np.ndarray
+Pair = tuple[int, int]
+
+KERNEL: Pair = (3, 3)
+#: the pooling whose windows are a tile's outputs
+POOL: Pair = (2, 2)
+#: below this many input channels the products are too thin to pay for the transforms
+#: (W2's first convolution, C = 1, stays with im2col)
+MIN_CHANNELS = 16
+
+_B_T = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=np.float64)
+_G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], dtype=np.float64)
+_A_T = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=np.float64)
+BIAS_ELEMENT = 5  # ξ = (1, 1): Aᵀ[a, 1]·Aᵀ[b, 1] = 1 for every output (a, b)
+
+
+@cache
+def transforms(dtype: np.dtype) -> tuple[Array, Array, Array]:
+    """(Bᵀ ⊗ Bᵀ, G ⊗ G, Aᵀ ⊗ Aᵀ) in ``dtype``: (16, 16), (16, 9) and (4, 16)."""
+    return tuple(  # type: ignore[return-value]
+        np.kron(m, m).astype(dtype) for m in (_B_T, _G, _A_T)
+    )
+
+
+def applicable(kernel: Pair, stride: Pair, channels: int, pool: Pair | None) -> bool:
+    """Whether a convolution runs by F(2×2, 3×3): a 3×3 kernel with stride 1, at least
+    MIN_CHANNELS input channels, and no pooling or a 2×2 one to read its blocks."""
+    return (
+        tuple(kernel) == KERNEL
+        and tuple(stride) == (1, 1)
+        and channels >= MIN_CHANNELS
+        and (pool is None or tuple(pool) == POOL)
+    )
+
+
+def tile_grid(out: Pair, pool: Pair | None) -> Pair:
+    """(tile rows, tile columns) for out_h × out_w outputs: enough tiles for all of them
+    (the last row or column of tiles half outside for an odd size), or with a 2×2 pooling
+    only the ⌊out/2⌋ the pooling reads."""
+    if pool is None:
+        return -(-out[0] // 2), -(-out[1] // 2)
+    return out[0] // 2, out[1] // 2
+
+
+@dataclass(frozen=True)
+class WinogradCache:
+    """What the backward needs from a training forward: the transformed tiles V (16, T, C),
+    the transformed kernel U (16, C, F), the tile grid (th, tw) and the padded input's
+    shape (N, Hp, Wp, C)."""
+
+    tiles: Array
+    kernel: Array
+    grid: Pair
+    padded_shape: tuple[int, ...]
+
+
+def transform_input(padded: Array, grid: Pair, workspace: Workspace) -> Array:
+    """V = (Bᵀ ⊗ Bᵀ)·vec(d) for every 4×4 tile d: tile (n, i, j) covers rows 2i … 2i + 3 and
+    columns 2j … 2j + 3 of the padded input (a zero row or column is added below or to the
+    right when the last tiles reach past it).
+
+    Shape: padded (N, Hp, Wp, C) -> (16, N·th·tw, C), row n·th·tw + i·tw + j for each ξ
+    """
+    th, tw = grid
+    n, height, width, channels = padded.shape
+    missing = (max(2 * th + 2 - height, 0), max(2 * tw + 2 - width, 0))
+    if any(missing):
+        padded = np.pad(padded, ((0, 0), (0, missing[0]), (0, missing[1]), (0, 0)))
+    windows = sliding_window_view(padded, (4, 4), axis=(1, 2))[:, : 2 * th : 2, : 2 * tw : 2]
+    gathered = workspace.empty("gathered", (4, 4, n, th, tw, channels), padded.dtype)
+    np.copyto(gathered, windows.transpose(4, 5, 0, 1, 2, 3))  # (n, i, j, c, r, s) -> (r, s, …)
+    tiles = workspace.empty("tiles", (16, n * th * tw, channels), padded.dtype)
+    input_transform = transforms(padded.dtype)[0]
+    np.matmul(input_transform, gathered.reshape(16, -1), out=tiles.reshape(16, -1))
+    return tiles
+
+
+def transform_kernel(weights: Array) -> Array:
+    """U = (G ⊗ G)·vec(g) for every (channel, filter) pair.
+
+    Shape: weights (3, 3, C, F) -> (16, C, F)
+    """
+    _, _, channels, filters = weights.shape
+    kernel_transform = transforms(weights.dtype)[1]
+    return np.matmul(kernel_transform, weights.reshape(9, -1)).reshape(16, channels, filters)
+
+
+def forward(
+    padded: Array, weights: Array, biases: Array, grid: Pair, workspace: Workspace
+) -> tuple[Array, WinogradCache]:
+    """S + b for the th × tw tiles of ``grid``, as 4 blocks: block a·2 + b holds output
+    pixel (2i + a, 2j + b) of tile (n, i, j) in row n·th·tw + i·tw + j. Also the
+    :class:`WinogradCache` (kept by the caller only when training). The blocks and the
+    cache's tiles live in ``workspace``: the next forward overwrites them.
+
+    Shape: padded (N, Hp, Wp, C), weights (3, 3, C, F), biases (F,) -> (4, N·th·tw, F)
+    """
+    tiles = transform_input(padded, grid, workspace)
+    kernel = transform_kernel(weights)
+    count, filters = tiles.shape[1], weights.shape[-1]
+    products = workspace.empty("products", (16, count, filters), padded.dtype)
+    np.matmul(tiles, kernel, out=products)  # M_ξ = V_ξ · U_ξ
+    products[BIAS_ELEMENT] += biases
+    outputs = workspace.empty("outputs", (4, count, filters), padded.dtype)
+    output_transform = transforms(padded.dtype)[2]
+    np.matmul(output_transform, products.reshape(16, -1), out=outputs.reshape(4, -1))
+    return outputs, WinogradCache(tiles, kernel, grid, padded.shape)
+
+
+def backward(
+    cache: WinogradCache, delta: Array, workspace: Workspace, *, input_grad: bool
+) -> tuple[Array, Array, Array | None]:
+    """(∂L/∂K (3, 3, C, F), ∂L/∂b (F,), ∂L/∂I of the padded input or ``None``) from
+    δ = ∂L/∂S in :func:`forward`'s blocks, shape (4, N·th·tw, F). ∂L/∂I is a new array."""
+    _, kernel_transform, output_transform = transforms(delta.dtype)
+    count, filters = delta.shape[1:]
+    channels = cache.kernel.shape[1]
+    dproducts = workspace.empty("dproducts", (16, count, filters), delta.dtype)
+    np.matmul(output_transform.T, delta.reshape(4, -1), out=dproducts.reshape(16, -1))
+    dkernel = np.matmul(cache.tiles.transpose(0, 2, 1), dproducts)  # (16, C, F)
+    dweights = np.matmul(kernel_transform.T, dkernel.reshape(16, -1))
+    dbiases = dproducts[BIAS_ELEMENT].sum(axis=0)
+    if not input_grad:
+        return dweights.reshape(3, 3, channels, filters), dbiases, None
+    dtiles = workspace.empty("dtiles", (16, count, channels), delta.dtype)
+    np.matmul(dproducts, cache.kernel.transpose(0, 2, 1), out=dtiles)
+    dx = _tiles_to_input(dtiles, cache, workspace)
+    return dweights.reshape(3, 3, channels, filters), dbiases, dx
+
+
+def _tiles_to_input(dtiles: Array, cache: WinogradCache, workspace: Workspace) -> Array:
+    """∂L/∂I of the padded input: each tile's (Bᵀ ⊗ Bᵀ)ᵀ ∂L/∂V added onto the 4×4 pixels it
+    was read from. Tiles overlap by 2 rows and columns, so the 4×4 tile positions (r, s)
+    are taken by quadrant (r ≥ 2, s ≥ 2): within a quadrant the tiles' 2×2 pieces do not
+    overlap and cover one shifted 2th × 2tw window, which takes a single add."""
+    th, tw = cache.grid
+    n, height, width, channels = cache.padded_shape
+    input_transform = transforms(dtiles.dtype)[0]
+    pieces = workspace.empty("pieces", (2, 2, 2, 2, n, th, tw, channels), dtiles.dtype)
+    np.matmul(input_transform.T, dtiles.reshape(16, -1), out=pieces.reshape(16, -1))
+    # pieces[R, r, S, s, n, i, j, c]: position (2R + r, 2S + s) of tile (n, i, j)
+    rows, columns = max(height, 2 * th + 2), max(width, 2 * tw + 2)
+    dx = np.zeros((n, rows, columns, channels), dtype=dtiles.dtype)
+    for quadrant_row in range(2):
+        for quadrant_column in range(2):
+            window = dx[
+                :,
+                2 * quadrant_row : 2 * quadrant_row + 2 * th,
+                2 * quadrant_column : 2 * quadrant_column + 2 * tw,
+            ].reshape(n, th, 2, tw, 2, channels)
+            window += pieces[quadrant_row, :, quadrant_column].transpose(2, 3, 0, 4, 1, 5)
+    return dx[:, :height, :width]
+
+
+def blocks_to_image(blocks: Array, batch: int, grid: Pair, out: Pair) -> Array:
+    """The 4 blocks of :func:`forward` as rows in image order (n, y, x) for the out_h × out_w
+    outputs (a contiguous copy; the half-outside tiles' extra outputs are dropped).
+
+    Shape: (4, N·th·tw, F) -> (N·out_h·out_w, F)
+    """
+    (th, tw), filters = grid, blocks.shape[-1]
+    image = blocks.reshape(2, 2, batch, th, tw, filters).transpose(2, 3, 0, 4, 1, 5)
+    image = image.reshape(batch, 2 * th, 2 * tw, filters)[:, : out[0], : out[1]]
+    return np.ascontiguousarray(image).reshape(-1, filters)
+
+
+def image_to_blocks(delta: Array, grid: Pair) -> Array:
+    """The inverse of :func:`blocks_to_image` for gradients: δ (N, out_h, out_w, F) in the
+    blocks' order, 0 for the outputs the image has not.
+
+    Shape: (N, out_h, out_w, F) -> (4, N·th·tw, F)
+    """
+    (th, tw), (n, height, width, filters) = grid, delta.shape
+    blocks = np.zeros((2, 2, n, th, tw, filters), dtype=delta.dtype)
+    for a in range(2):
+        for b in range(2):
+            rows, columns = len(range(a, height, 2)), len(range(b, width, 2))
+            blocks[a, b, :, :rows, :columns] = delta[:, a::2, b::2]
+    return blocks.reshape(4, -1, filters)

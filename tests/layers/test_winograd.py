@@ -1,0 +1,171 @@
+"""Winograd's F(2×2, 3×3) (lamina.layers._winograd) against the notes' formula and against
+the im2col path it replaces: float64, ≤ 1e-10 relative, forward and backward, image order
+and the fused pooling's blocks; and the scratch memory it reuses (lamina.layers._workspace)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import lamina as lm
+from lamina.layers import _winograd as winograd
+from lamina.layers._workspace import MAX_KEPT_BYTES, Workspace
+
+from .test_conv import reference_conv
+
+L = lm.layers
+
+
+def relative_error(actual: np.ndarray, expected: np.ndarray) -> float:
+    return float(np.max(np.abs(actual - expected)) / np.max(np.abs(expected)))
+
+
+def reference_gradients(
+    images: np.ndarray, kernels: np.ndarray, delta: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """∂L/∂K, ∂L/∂b and ∂L/∂I of a 3×3, stride-1 valid convolution from δ (N, H−2, W−2, F),
+    by the notes' sums (one term per kernel offset, vectorised over pixels)."""
+    _, height, width, _ = images.shape
+    out_h, out_w = height - 2, width - 2
+    dkernels = np.zeros_like(kernels)
+    dimages = np.zeros_like(images)
+    for m in range(3):
+        for k in range(3):
+            window = images[:, m : m + out_h, k : k + out_w]  # I(i + m, j + k, c)
+            dkernels[m, k] = np.einsum("nijc,nijf->cf", window, delta)
+            dimages[:, m : m + out_h, k : k + out_w] += delta @ kernels[m, k].T
+    return dkernels, delta.sum(axis=(0, 1, 2)), dimages
+
+
+@pytest.mark.parametrize(
+    ("size", "channels", "filters"), [((6, 6), 16, 3), ((7, 8), 17, 2), ((3, 3), 16, 1)]
+)
+def test_tiles_compute_the_notes_convolution_and_its_gradients(
+    size: tuple[int, int], channels: int, filters: int
+) -> None:
+    # even and odd output sizes (the last tiles half outside), down to one output pixel
+    rng = np.random.default_rng(21)
+    images = rng.standard_normal((2, *size, channels))
+    kernels = rng.standard_normal((3, 3, channels, filters))
+    biases = rng.standard_normal(filters)
+    out = (size[0] - 2, size[1] - 2)
+    grid = winograd.tile_grid(out, None)
+    blocks, cache = winograd.forward(images, kernels, biases, grid, Workspace())
+    S = winograd.blocks_to_image(blocks, 2, grid, out).reshape(2, *out, filters)
+    assert relative_error(S, reference_conv(images, kernels, biases, (1, 1))) <= 1e-12
+
+    delta = rng.standard_normal((2, *out, filters))
+    dkernels, dbiases, dimages = winograd.backward(
+        cache, winograd.image_to_blocks(delta, grid), Workspace(), input_grad=True
+    )
+    expected = reference_gradients(images, kernels, delta)
+    assert dimages is not None and dimages.shape == images.shape
+    for actual, wanted in zip((dkernels, dbiases, dimages), expected, strict=True):
+        assert relative_error(actual, wanted) <= 1e-12
+
+
+def test_the_blocks_are_the_pool_order_of_a_2x2_pooling() -> None:
+    # block a·2 + b, row (n, i, j) holds output pixel (2i + a, 2j + b); only ⌊out/2⌋ tiles
+    rng = np.random.default_rng(22)
+    images = rng.standard_normal((3, 9, 10, 16))  # 7×8 outputs: the pooling drops row 6
+    kernels, biases = rng.standard_normal((3, 3, 16, 4)), rng.standard_normal(4)
+    grid = winograd.tile_grid((7, 8), winograd.POOL)
+    assert grid == (3, 4)
+    blocks, _ = winograd.forward(images, kernels, biases, grid, Workspace())
+    S = reference_conv(images, kernels, biases, (1, 1))
+    for a in range(2):
+        for b in range(2):
+            expected = S[:, a : 2 * grid[0] : 2, b : 2 * grid[1] : 2].reshape(-1, 4)
+            assert relative_error(blocks[2 * a + b], expected) <= 1e-12
+
+
+def im2col_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(winograd, "MIN_CHANNELS", 10**9)
+
+
+def conv_model(padding: str, seed: int) -> lm.Model:
+    """Conv2D 3×3 on 16 channels (F(2×2, 3×3) applies) → MaxPool 2 (fused) → Conv2D 3×3
+    (image order, the last one) → Flatten → Dense softmax, float64."""
+    model = lm.Model(
+        [
+            L.Conv2D(16, 16, 3, padding=padding, activation="relu"),
+            L.MaxPool2D(2),
+            L.Conv2D(16, 5, 3, padding=padding, activation="tanh"),
+            L.Flatten(),
+            L.Dense(None, 3, activation="softmax"),
+        ],
+        input_shape=(11, 10, 16),
+        seed=seed,
+        dtype="float64",
+    )
+    model.compile(loss="sparse_categorical_crossentropy", optimizer="sgd")
+    return model
+
+
+@pytest.mark.parametrize("padding", ["valid", "same"])
+def test_a_model_trains_and_predicts_as_with_im2col(
+    padding: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = np.random.default_rng(23)
+    X, y = rng.standard_normal((6, 11, 10, 16)), rng.integers(0, 3, 6)
+    results = []
+    for plain in (False, True):
+        if plain:
+            im2col_only(monkeypatch)
+        model = conv_model(padding, seed=4)
+        probabilities = model.predict(X)
+        model.fit(X, y, epochs=2, batch_size=3, shuffle=False, verbose=0)
+        weights = [p.copy() for layer in model.layers for p in layer.params.values()]
+        results.append((probabilities, weights))
+    (fast, fast_weights), (plain_probabilities, plain_weights) = results
+    assert relative_error(fast, plain_probabilities) <= 1e-10
+    for a, b in zip(fast_weights, plain_weights, strict=True):
+        assert relative_error(a, b) <= 1e-10
+
+
+def test_float32_tiles_stay_within_float32_rounding_of_the_exact_result() -> None:
+    rng = np.random.default_rng(24)
+    images = rng.random((4, 13, 13, 32))
+    kernels, biases = rng.standard_normal((3, 3, 32, 64)) * 0.1, rng.standard_normal(64)
+    layer = L.Conv2D(32, 64, 3)
+    layer.params["weights"][...] = kernels
+    layer.params["biases"][...] = biases
+    S = layer.forward(images.astype(np.float32))
+    assert S.dtype == np.float32
+    assert relative_error(S, reference_conv(images, kernels, biases, (1, 1))) <= 1e-5
+
+
+def test_returned_arrays_are_new_and_scratch_memory_is_reused() -> None:
+    rng = np.random.default_rng(25)
+    layer = L.Conv2D(16, 4, 3)
+    first_input, second_input = rng.standard_normal((2, 2, 8, 8, 16)).astype(np.float32)
+    first = layer.forward(first_input, training=True)
+    kept = first.copy()
+    tiles = layer._cache.tiles.tiles  # type: ignore[union-attr]
+    dx = layer.backward(np.ones_like(first))
+    second = layer.forward(second_input, training=True)
+    np.testing.assert_array_equal(first, kept)  # the next forward wrote elsewhere
+    assert layer._cache.tiles.tiles is tiles  # type: ignore[union-attr]  # same scratch
+    assert dx is not layer.backward(np.ones_like(second))
+
+
+def test_workspace_hands_out_one_array_per_name_and_keeps_no_huge_ones() -> None:
+    workspace = Workspace()
+    a = workspace.empty("a", (3, 4), np.dtype(np.float32))
+    assert workspace.empty("a", (3, 4), np.dtype(np.float32)) is a
+    assert workspace.empty("a", (4, 3), np.dtype(np.float32)) is not a
+    assert workspace.empty("b", (3, 4), np.dtype(np.float64)).dtype == np.float64
+    np.testing.assert_array_equal(workspace.zeros("a", (2, 2), np.dtype(np.int32)), 0)
+    huge = (MAX_KEPT_BYTES // 4 + 1,)
+    assert workspace.empty("h", huge, np.dtype(np.float32)) is not workspace.empty(
+        "h", huge, np.dtype(np.float32)
+    )
+
+
+def test_small_inputs_and_kernels_outside_the_method_keep_im2col() -> None:
+    assert winograd.applicable((3, 3), (1, 1), 16, None)
+    assert winograd.applicable((3, 3), (1, 1), 64, (2, 2))
+    assert not winograd.applicable((3, 3), (1, 1), 15, None)  # too few channels
+    assert not winograd.applicable((3, 3), (2, 2), 32, None)
+    assert not winograd.applicable((5, 5), (1, 1), 32, None)
+    assert not winograd.applicable((3, 3), (1, 1), 32, (3, 3))
