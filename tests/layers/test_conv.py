@@ -532,6 +532,9 @@ def test_an_inference_forward_keeps_no_cols() -> None:
         kept = max(a.nbytes for a in arrays_held(target))
         assert kept >= cols_bytes(x, layer, out)  # the training forward keeps cols
         target.forward(x, training=False)
+        with pytest.raises(lm.errors.BackwardError):  # no cache for backward …
+            target.backward(np.ones((4, *out, 3)))
+        target.release_scratch()  # … and its scratch memory goes when predict is done
         owned = {id(a) for a in [*layer.params.values(), *layer.grads.values()]}
         assert {id(a) for a in arrays_held(target)} == owned
 

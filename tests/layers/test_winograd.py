@@ -169,3 +169,15 @@ def test_small_inputs_and_kernels_outside_the_method_keep_im2col() -> None:
     assert not winograd.applicable((3, 3), (2, 2), 32, None)
     assert not winograd.applicable((5, 5), (1, 1), 32, None)
     assert not winograd.applicable((3, 3), (1, 1), 32, (3, 3))
+
+
+def test_predict_keeps_no_scratch_memory_after_its_last_batch() -> None:
+    from .test_conv import arrays_held
+
+    rng = np.random.default_rng(26)
+    X, y = rng.standard_normal((6, 11, 10, 16)), rng.integers(0, 3, 6)
+    model = conv_model("valid", seed=5)
+    model.fit(X, y, epochs=1, batch_size=3, verbose=0)
+    model.predict(X, batch_size=2)
+    batch_sized = [a for a in arrays_held(model) if a.shape and a.shape[0] in (16, 2 * 5 * 4)]
+    assert not [a for a in batch_sized if a.ndim == 3]  # tiles, products, blocks: gone

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lamina.layers._workspace import Workspace
 from lamina.layers.conv import Conv2D, ConvolutionCache, backward_needs_training
 from lamina.layers.pooling import MaxPool2D, route_to_maxima, running_maximum
 
@@ -63,6 +64,12 @@ class PooledConvolution:
         self.conv = conv
         self.pool = pool
         self._cache: PooledConvolutionCache | None = None  # made by a training forward
+        self._workspace = Workspace()  # ∂L/∂S of the blocks, reused from batch to batch
+
+    def release_scratch(self) -> None:
+        """Let go of the scratch arrays of this step and of its convolution."""
+        self._workspace.clear()
+        self.conv.release_scratch()
 
     def forward(self, inputs: Array, *, training: bool = False) -> Array:
         self._cache = None  # the last pass's cols go first: the new ones reuse their memory
@@ -81,6 +88,7 @@ class PooledConvolution:
         cache = self._cache
         if cache is None:
             raise backward_needs_training(f"{self.conv.describe()} → {self.pool.describe()}")
-        dz = np.empty((len(cache.took_over) + 1, *dvalues.shape), dtype=dvalues.dtype)
+        shape = (len(cache.took_over) + 1, *dvalues.shape)
+        dz = self._workspace.empty("dz", shape, dvalues.dtype)
         route_to_maxima(dvalues, cache.took_over, list(dz), accumulate=False)
         return self.conv.backward_from(cache.convolution, dz)

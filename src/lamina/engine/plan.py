@@ -98,6 +98,7 @@ class ExecutionPlan:
         self.fused_softmax = loss_takes_softmax and _is_softmax(steps[-1])
         self.backward_steps = steps[:-1] if self.fused_softmax else steps
         #: whether a layer makes a padding mask, so that forward follows it step by step
+        self.layers = list(layers)
         self.masked = any(layer.makes_mask for layer in layers)
         #: the padding mask (N, T) of the last forward's outputs, or None
         self.output_mask: Array | None = None
@@ -145,23 +146,31 @@ class ExecutionPlan:
     def batches(
         self, X: Array, size: int, *, check_finite: bool = False
     ) -> Iterator[tuple[int, Array]]:
-        """Inference outputs batch by batch, with the index of each batch's first row.
+        """Inference outputs batch by batch, with the index of each batch's first row; the
+        layers' scratch arrays are released after the last one (or when it stops early).
 
         ``check_finite`` refuses NaN/inf inputs where it is cheapest: a linear first layer
         turns a NaN/inf anywhere in a row into NaN/inf in its whole output row, so scanning
         that (smaller, cached) output finds them; only then is X scanned, to name the bad
         value."""
         skip = 1 if check_finite and self.linear_first else 0
-        for start in range(0, len(X), size):
-            batch = X[start : start + size]
-            if check_finite:
-                with np.errstate(invalid="ignore", over="ignore"):  # NaN/inf are reported below
-                    if skip:
-                        batch = self.steps[0].forward(batch, training=False)
-                    finite = np.isfinite(np.add.reduce(batch, axis=None))
-                if not finite:
-                    check_finite_values(X, "X")  # raises, naming the value, unless z overflowed
-            yield start, self.forward(batch, training=False, first=skip)
+        try:
+            for start in range(0, len(X), size):
+                batch = X[start : start + size]
+                if check_finite:
+                    with np.errstate(invalid="ignore", over="ignore"):  # reported below
+                        if skip:
+                            batch = self.steps[0].forward(batch, training=False)
+                        finite = np.isfinite(np.add.reduce(batch, axis=None))
+                    if not finite:
+                        check_finite_values(X, "X")  # raises, naming it, unless z overflowed
+                yield start, self.forward(batch, training=False, first=skip)
+        finally:  # scratch memory is reused across the batches, not kept after them
+            for layer in self.layers:
+                layer.release_scratch()
+            for step in self.steps:
+                if isinstance(step, PooledConvolution):
+                    step.release_scratch()
 
     def backward(self, dvalues: Array) -> None:
         """Backpropagate ∂L/∂(output of the last backward step) through every step."""

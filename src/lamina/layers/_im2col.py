@@ -21,6 +21,7 @@ the window was copied from. Rows come in one of two orders (*layouts*):
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +29,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 Array = np.ndarray
 Pair = tuple[int, int]
+#: how cols is allocated: np.empty, or a layer's Workspace.empty under one name
+Allocate = Callable[[tuple[int, ...], np.dtype], Array]
 
 PADDINGS = ("valid", "same")
 FEW_CHANNELS = 8  # below this, im2col fills column-major cols per kernel offset and channel
@@ -139,7 +142,9 @@ def strided_windows(x: Array, kernel: Pair, stride: Pair, out: Pair) -> Array:
     return windows.transpose(0, 1, 2, 4, 5, 3)
 
 
-def im2col(padded: Array, kernel: Pair, stride: Pair, out: Pair) -> Array:
+def im2col(
+    padded: Array, kernel: Pair, stride: Pair, out: Pair, allocate: Allocate = np.empty
+) -> Array:
     """cols in **image order**: the window of each of the first out_h × out_w output pixels.
 
         cols[(n·out_h + i)·out_w + j] = [I(n, i·sh + m, j·sw + k, c) for m, k, c] + [1]
@@ -148,12 +153,19 @@ def im2col(padded: Array, kernel: Pair, stride: Pair, out: Pair) -> Array:
     column of 1s multiplies the bias row of ``kernel_matrix``: the bias add and ∂L/∂b ride
     along in the matmuls.
 
-    Shape: padded (N, Hp, Wp, C) -> cols (N·out_h·out_w, kh·kw·C + 1)
+    Shape: padded (N, Hp, Wp, C) -> cols (N·out_h·out_w, kh·kw·C + 1), made by ``allocate``
     """
-    return _windows_into_rows(padded, kernel, [image_grid(stride, out)])
+    return _windows_into_rows(padded, kernel, [image_grid(stride, out)], allocate)
 
 
-def im2col_pool_order(padded: Array, kernel: Pair, stride: Pair, pooled: Pair, pool: Pair) -> Array:
+def im2col_pool_order(
+    padded: Array,
+    kernel: Pair,
+    stride: Pair,
+    pooled: Pair,
+    pool: Pair,
+    allocate: Allocate = np.empty,
+) -> Array:
     """cols in **pool order**: the windows of output pixels (ph·i + a, pw·j + b) for every
     pooled pixel (i, j) < (pooled_h, pooled_w), block (a, b) after block, each block in image
     order (n, i, j). Rows as in ``im2col``; output pixels beyond ph·pooled_h × pw·pooled_w
@@ -161,19 +173,21 @@ def im2col_pool_order(padded: Array, kernel: Pair, stride: Pair, pooled: Pair, p
 
     Shape: padded (N, Hp, Wp, C) -> cols (ph·pw·N·pooled_h·pooled_w, kh·kw·C + 1)
     """
-    return _windows_into_rows(padded, kernel, pool_grids(stride, pooled, pool))
+    return _windows_into_rows(padded, kernel, pool_grids(stride, pooled, pool), allocate)
 
 
-def _windows_into_rows(padded: Array, kernel: Pair, grids: list[WindowGrid]) -> Array:
+def _windows_into_rows(
+    padded: Array, kernel: Pair, grids: list[WindowGrid], allocate: Allocate
+) -> Array:
     """cols for the windows of ``grids``, one block of rows per grid, in the grids' order."""
     n, channels = len(padded), padded.shape[-1]
     kh, kw = kernel
     window = kh * kw * channels
     rows = n * len(grids) * grids[0].shape[0] * grids[0].shape[1]  # the grids are equal-sized
     if channels >= FEW_CHANNELS:  # row-major: a window's kw·C values are a run
-        cols = np.empty((rows, window + 1), dtype=padded.dtype)
+        cols = allocate((rows, window + 1), padded.dtype)
     else:  # column-major: each column one run (W2's first convolution: 0.3 vs 0.8 ms)
-        cols = np.empty((window + 1, rows), dtype=padded.dtype).T
+        cols = allocate((window + 1, rows), padded.dtype).T
     cols[:, window] = 1
     for grid, block in zip(grids, np.split(cols[:, :window], len(grids)), strict=True):
         if channels >= FEW_CHANNELS:

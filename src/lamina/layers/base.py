@@ -330,6 +330,12 @@ class Layer:
     def reset_parameters(self) -> None:
         """Redraw initial parameters from ``self.rng`` (parameter-free layers: nothing)."""
 
+    def release_scratch(self) -> None:
+        """Let go of the scratch arrays kept from one batch to the next (a Conv2D's
+        ``lamina.layers._workspace``; most layers keep none). ``predict`` and ``evaluate``
+        call it when their last batch is done, so a model holds no batch-sized memory after
+        them."""
+
     def regularization_penalty(self) -> float:
         """Σ over this layer's regularized parameters of λ₁Σ|θ| + λ₂Σθ² (notes §1.6)."""
         return sum(

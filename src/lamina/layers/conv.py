@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -331,11 +332,9 @@ class Conv2D(ActivatedLayer):
         ):
             by_tiles = False  # nothing to pool: the caller's pooling raises its ShapeError
         if not by_tiles:
-            cache = self.unfold(inputs, pool=pool)
+            cache = self.unfold(inputs, pool=pool, scratch=True)
             assert cache.cols is not None
-            kernel = self.kernel_matrix()
-            blocks = np.split(cache.cols, 1 if pool is None else pool[0] * pool[1])
-            return (np.matmul(block, kernel) for block in blocks), cache
+            return self._pooled_blocks(cache.cols, pool), cache
         grid = winograd.tile_grid(geometry.output, pool)
         out = geometry.output if pool is None else (2 * grid[0], 2 * grid[1])
         params = self.params
@@ -347,22 +346,43 @@ class Conv2D(ActivatedLayer):
             return iter([winograd.blocks_to_image(outputs, batch, grid, out)]), cache
         return iter(outputs), cache
 
-    def unfold(self, inputs: Array, *, pool: tuple[int, int] | None = None) -> ConvolutionCache:
+    def _pooled_blocks(self, cols: Array, pool: tuple[int, int] | None) -> Iterator[Array]:
+        """cols · K block by block: one new block in image order; in pool order ph·pw
+        blocks computed one at a time into the same scratch array (each is read before the
+        next is made)."""
+        kernel = self.kernel_matrix()
+        if pool is None:
+            yield np.matmul(cols, kernel)
+            return
+        blocks = np.split(cols, pool[0] * pool[1])
+        shape = (len(blocks[0]), self.filters)
+        block = self._workspace.empty("block", shape, np.result_type(cols, kernel))
+        for rows in blocks:
+            yield np.matmul(rows, kernel, out=block)
+
+    def unfold(
+        self, inputs: Array, *, pool: tuple[int, int] | None = None, scratch: bool = False
+    ) -> ConvolutionCache:
         """Check an NHWC batch, pad it and copy its windows into ``cols``: in image order,
         or (``pool`` = (ph, pw)) in pool order for a max pooling with stride = pool size,
-        only the output pixels it reads (``lamina.layers._im2col``). Keeps nothing."""
+        only the output pixels it reads (``lamina.layers._im2col``). Keeps nothing;
+        ``scratch`` puts cols in the layer's workspace (the next forward overwrites it)."""
         self._check(inputs)
         batch, height, width, _ = inputs.shape
         geometry = self._geometry(height, width)
         padded = pad(inputs, geometry)
+        allocate = partial(self._workspace.empty, "cols") if scratch else np.empty
         if pool is None:
             out = geometry.output
-            cols = im2col(padded, self.kernel_size, self.stride, out)
+            cols = im2col(padded, self.kernel_size, self.stride, out, allocate)
         else:
             pooled = (geometry.output[0] // pool[0], geometry.output[1] // pool[1])
             out = (pooled[0] * pool[0], pooled[1] * pool[1])
-            cols = im2col_pool_order(padded, self.kernel_size, self.stride, pooled, pool)
+            cols = im2col_pool_order(padded, self.kernel_size, self.stride, pooled, pool, allocate)
         return ConvolutionCache(cols, geometry, batch, out, pool)
+
+    def release_scratch(self) -> None:
+        self._workspace.clear()
 
     def kernel_matrix(self) -> Array:
         """K reshaped to (kh·kw·C, F) with the biases as a last row (S = cols · K)."""
