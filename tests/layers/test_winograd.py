@@ -37,24 +37,31 @@ def reference_gradients(
     return dkernels, delta.sum(axis=(0, 1, 2)), dimages
 
 
+@pytest.mark.parametrize("chunk_tiles", [winograd.CHUNK_TILES, 1])  # one pass, one per image
 @pytest.mark.parametrize(
     ("size", "channels", "filters"), [((6, 6), 16, 3), ((7, 8), 17, 2), ((3, 3), 16, 1)]
 )
 def test_tiles_compute_the_notes_convolution_and_its_gradients(
-    size: tuple[int, int], channels: int, filters: int
+    size: tuple[int, int],
+    channels: int,
+    filters: int,
+    chunk_tiles: int,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # even and odd output sizes (the last tiles half outside), down to one output pixel
+    monkeypatch.setattr(winograd, "CHUNK_TILES", chunk_tiles)
     rng = np.random.default_rng(21)
-    images = rng.standard_normal((2, *size, channels))
+    images = rng.standard_normal((3, *size, channels))
     kernels = rng.standard_normal((3, 3, channels, filters))
     biases = rng.standard_normal(filters)
     out = (size[0] - 2, size[1] - 2)
     grid = winograd.tile_grid(out, None)
-    blocks, cache = winograd.forward(images, kernels, biases, grid, Workspace())
-    S = winograd.blocks_to_image(blocks, 2, grid, out).reshape(2, *out, filters)
+    blocks, cache = winograd.forward(images, kernels, biases, grid, Workspace(), training=True)
+    assert cache is not None
+    S = winograd.blocks_to_image(blocks, 3, grid, out).reshape(3, *out, filters)
     assert relative_error(S, reference_conv(images, kernels, biases, (1, 1))) <= 1e-12
 
-    delta = rng.standard_normal((2, *out, filters))
+    delta = rng.standard_normal((3, *out, filters))
     dkernels, dbiases, dimages = winograd.backward(
         cache, winograd.image_to_blocks(delta, grid), Workspace(), input_grad=True
     )
@@ -71,7 +78,7 @@ def test_the_blocks_are_the_pool_order_of_a_2x2_pooling() -> None:
     kernels, biases = rng.standard_normal((3, 3, 16, 4)), rng.standard_normal(4)
     grid = winograd.tile_grid((7, 8), winograd.POOL)
     assert grid == (3, 4)
-    blocks, _ = winograd.forward(images, kernels, biases, grid, Workspace())
+    blocks, _ = winograd.forward(images, kernels, biases, grid, Workspace(), training=False)
     S = reference_conv(images, kernels, biases, (1, 1))
     for a in range(2):
         for b in range(2):
@@ -106,6 +113,7 @@ def conv_model(padding: str, seed: int) -> lm.Model:
 def test_a_model_trains_and_predicts_as_with_im2col(
     padding: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(winograd, "CHUNK_TILES", 20)  # passes of one image (16 tiles each)
     rng = np.random.default_rng(23)
     X, y = rng.standard_normal((6, 11, 10, 16)), rng.integers(0, 3, 6)
     results = []

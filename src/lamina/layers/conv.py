@@ -306,13 +306,13 @@ class Conv2D(ActivatedLayer):
         backward (inference keeps nothing: cols is the step's largest array)."""
         self.require_built()
         self._cache = None  # the last pass's cols go first: the new ones reuse their memory
-        (z,), cache = self.products(inputs)
+        (z,), cache = self.products(inputs, training=training)
         if training:
             self._cache = cache
         return z.reshape(cache.batch, *cache.out, self.filters)
 
     def products(
-        self, inputs: Array, *, pool: tuple[int, int] | None = None
+        self, inputs: Array, *, pool: tuple[int, int] | None = None, training: bool = False
     ) -> tuple[Iterator[Array], ConvolutionCache]:
         """S = I ⋆ K + b of an NHWC batch, in blocks of rows, and what backward needs.
 
@@ -321,7 +321,8 @@ class Conv2D(ActivatedLayer):
         (N·pooled_h·pooled_w, F), block a·pw + b holding the output pixels (ph·i + a,
         pw·j + b) — only those the pooling reads; they may be scratch memory the next
         forward overwrites. Blocks are made as they are read (each while in cache). By
-        Winograd's F(2×2, 3×3) where :func:`winograd.applicable`, else im2col."""
+        Winograd's F(2×2, 3×3) where :func:`winograd.applicable`, else im2col; the cache is
+        complete only when ``training``."""
         self._check(inputs)
         batch, height, width, _ = inputs.shape
         geometry = self._geometry(height, width)
@@ -339,7 +340,12 @@ class Conv2D(ActivatedLayer):
         out = geometry.output if pool is None else (2 * grid[0], 2 * grid[1])
         params = self.params
         outputs, tiles = winograd.forward(
-            pad(inputs, geometry), params["weights"], params["biases"], grid, self._workspace
+            pad(inputs, geometry),
+            params["weights"],
+            params["biases"],
+            grid,
+            self._workspace,
+            training=training,
         )
         cache = ConvolutionCache(None, geometry, batch, out, pool, tiles)
         if pool is None:
