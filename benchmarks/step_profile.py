@@ -329,7 +329,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args(argv)
     load = os.getloadavg()[0]
-    print(f"load average at start: {load:.2f} (above the thread count: figures are noisy)\n")
+    busy = " — above 0.5, other jobs compete for the cores: figures are noisy" if load > 0.5 else ""
+    print(f"load average at start: {load:.2f}{busy}\n")
     for name in args.workloads.split(","):
         if name not in WORKLOADS:
             parser.error(f"unknown workload {name!r}; choose from {', '.join(WORKLOADS)}")

@@ -189,3 +189,18 @@ def test_predict_keeps_no_scratch_memory_after_its_last_batch() -> None:
     model.predict(X, batch_size=2)
     batch_sized = [a for a in arrays_held(model) if a.shape and a.shape[0] in (16, 2 * 5 * 4)]
     assert not [a for a in batch_sized if a.ndim == 3]  # tiles, products, blocks: gone
+
+
+def test_two_threads_predicting_at_once_get_their_own_results() -> None:
+    # a server answering two requests with one model: the scratch arrays are per thread
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(27)
+    model = conv_model("same", seed=6)
+    batches = [rng.standard_normal((40, 11, 10, 16)) for _ in range(4)]
+    expected = [model.predict(batch, batch_size=8) for batch in batches]
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(3):
+            results = list(pool.map(lambda b: model.predict(b, batch_size=8), batches))
+            for got, wanted in zip(results, expected, strict=True):
+                np.testing.assert_array_equal(got, wanted)

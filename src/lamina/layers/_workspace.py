@@ -10,10 +10,14 @@ while the shape and dtype stay the same.
 
 Only a layer's *internal* temporaries go here — what it returns is always a new array (the
 next layer may keep it or write into it), and what a training forward keeps for backward
-lives until the next forward of the same layer, which overwrites it.
+lives until the next forward of the same layer, which overwrites it. Each thread has its
+own arrays: two threads calling ``predict`` on one model at once (a server answering two
+requests) never write into each other's scratch.
 """
 
 from __future__ import annotations
+
+import threading
 
 import numpy as np
 
@@ -25,22 +29,25 @@ MAX_KEPT_BYTES = 64 * 2**20
 
 
 class Workspace:
-    """Named scratch arrays, each reused while its shape and dtype stay the same."""
+    """Named scratch arrays, each reused while its shape and dtype stay the same; one set
+    per thread."""
 
     def __init__(self) -> None:
-        self._arrays: dict[str, Array] = {}
+        self._by_thread: dict[int, dict[str, Array]] = {}
 
     def empty(self, name: str, shape: tuple[int, ...], dtype: np.dtype) -> Array:
         """An uninitialised array of ``shape`` and ``dtype``: the one handed out last time
-        under ``name`` when it fits (its old contents still in it), else a new one."""
-        array = self._arrays.get(name)
+        under ``name`` in this thread when it fits (its old contents still in it), else a
+        new one."""
+        arrays = self._by_thread.setdefault(threading.get_ident(), {})  # atomic in CPython
+        array = arrays.get(name)
         if array is not None and array.shape == shape and array.dtype == dtype:
             return array
         array = np.empty(shape, dtype=dtype)
         if array.nbytes <= MAX_KEPT_BYTES:
-            self._arrays[name] = array
+            arrays[name] = array
         else:
-            self._arrays.pop(name, None)
+            arrays.pop(name, None)
         return array
 
     def zeros(self, name: str, shape: tuple[int, ...], dtype: np.dtype) -> Array:
@@ -50,8 +57,9 @@ class Workspace:
         return array
 
     def clear(self) -> None:
-        """Forget every array (their memory goes back once nothing else holds them)."""
-        self._arrays.clear()
+        """Forget every array of every thread (their memory goes back once nothing else
+        holds them; a thread still using one keeps it until it is done)."""
+        self._by_thread = {}
 
     def __deepcopy__(self, memo: dict[int, object]) -> Workspace:
         return Workspace()  # a copy of a layer starts with its own, empty workspace
