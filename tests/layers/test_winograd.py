@@ -204,3 +204,17 @@ def test_two_threads_predicting_at_once_get_their_own_results() -> None:
             results = list(pool.map(lambda b: model.predict(b, batch_size=8), batches))
             for got, wanted in zip(results, expected, strict=True):
                 np.testing.assert_array_equal(got, wanted)
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.uint8, np.float64])
+def test_inputs_of_another_dtype_give_what_im2col_gives(
+    dtype: type, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a float32 layer called directly on integer pixels or float64 images
+    images = np.random.default_rng(28).integers(0, 255, (2, 8, 8, 16)).astype(dtype)
+    layer = L.Conv2D(16, 3, 3)
+    fast = layer.forward(images)
+    im2col_only(monkeypatch)
+    plain = layer.forward(images)
+    assert fast.dtype == plain.dtype
+    np.testing.assert_allclose(fast, plain, rtol=1e-5, atol=1e-3)

@@ -173,8 +173,10 @@ def forward(
 
     Shape: padded (N, Hp, Wp, C), weights (3, 3, C, F), biases (F,) -> (4, N·th·tw, F)
     """
+    dtype = np.result_type(padded.dtype, weights.dtype)  # integer images: as im2col's product
+    padded = padded.astype(dtype, copy=False)
     n, _, _, channels = padded.shape
-    count, filters, dtype = n * grid[0] * grid[1], weights.shape[-1], padded.dtype
+    count, filters = n * grid[0] * grid[1], weights.shape[-1]
     kernel = transform_kernel(weights)
     outputs = workspace.empty("outputs", (4, count, filters), dtype)
     kept = workspace.empty("tiles", (16, count, channels), dtype) if training else None
