@@ -74,9 +74,8 @@ class PooledConvolution:
     def forward(self, inputs: Array, *, training: bool = False) -> Array:
         self._cache = None  # the last pass's cols go first: the new ones reuse their memory
         conv, (ph, pw) = self.conv, self.pool.pool_size
-        blocks, convolution = conv.products(
-            inputs, pool=(ph, pw), training=training
-        )  # kept if training
+        # the convolution's cache is kept if training
+        blocks, convolution = conv.products(inputs, pool=(ph, pw), training=training)
         # a ShapeError here when the convolution's output is smaller than the pool
         pooled_h, pooled_w = self.pool.pooled_size(*convolution.geometry.output)
         shape = (len(inputs), pooled_h, pooled_w, conv.filters)

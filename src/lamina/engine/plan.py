@@ -97,8 +97,8 @@ class ExecutionPlan:
         steps = self.steps
         self.fused_softmax = loss_takes_softmax and _is_softmax(steps[-1])
         self.backward_steps = steps[:-1] if self.fused_softmax else steps
-        #: whether a layer makes a padding mask, so that forward follows it step by step
         self.layers = list(layers)
+        #: whether a layer makes a padding mask, so that forward follows it step by step
         self.masked = any(layer.makes_mask for layer in layers)
         #: the padding mask (N, T) of the last forward's outputs, or None
         self.output_mask: Array | None = None

@@ -184,9 +184,10 @@ def forward(
     for images in image_chunks(n, grid):
         rows = tile_rows(images, grid)
         size = rows.stop - rows.start
-        tiles = workspace.empty("chunk", (16, size, channels), dtype) if kept is None else None
-        tiles = kept[:, rows] if kept is not None else tiles
-        assert tiles is not None
+        if kept is None:
+            tiles = workspace.empty("chunk", (16, size, channels), dtype)
+        else:
+            tiles = kept[:, rows]
         transform_input(padded[images], grid, workspace, tiles)
         products = workspace.empty("products", (16, size, filters), dtype)
         np.matmul(tiles, kernel, out=products)  # M_ξ = V_ξ · U_ξ

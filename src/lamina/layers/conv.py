@@ -15,6 +15,7 @@ from lamina.errors import BackwardError, ShapeError, invalid
 from lamina.layers import _winograd as winograd
 from lamina.layers._im2col import (
     PADDINGS,
+    Allocate,
     PaddedGeometry,
     col2im,
     crop,
@@ -332,15 +333,17 @@ class Conv2D(ActivatedLayer):
             and min(geometry.output[0] // pool[0], geometry.output[1] // pool[1]) < 1
         ):
             by_tiles = False  # nothing to pool: the caller's pooling raises its ShapeError
+        padded = pad(inputs, geometry)
         if not by_tiles:
-            cache = self.unfold(inputs, pool=pool, scratch=True)
-            assert cache.cols is not None
-            return self._pooled_blocks(cache.cols, pool), cache
+            scratch = partial(self._workspace.empty, "cols")
+            cols, out = self._windows(padded, geometry, pool, scratch)
+            cache = ConvolutionCache(cols, geometry, batch, out, pool)
+            return self._pooled_blocks(cols, pool), cache
         grid = winograd.tile_grid(geometry.output, pool)
         out = geometry.output if pool is None else (2 * grid[0], 2 * grid[1])
         params = self.params
         outputs, tiles = winograd.forward(
-            pad(inputs, geometry),
+            padded,
             params["weights"],
             params["biases"],
             grid,
@@ -366,26 +369,31 @@ class Conv2D(ActivatedLayer):
         for rows in blocks:
             yield np.matmul(rows, kernel, out=block)
 
-    def unfold(
-        self, inputs: Array, *, pool: tuple[int, int] | None = None, scratch: bool = False
-    ) -> ConvolutionCache:
-        """Check an NHWC batch, pad it and copy its windows into ``cols``: in image order,
-        or (``pool`` = (ph, pw)) in pool order for a max pooling with stride = pool size,
-        only the output pixels it reads (``lamina.layers._im2col``). Keeps nothing;
-        ``scratch`` puts cols in the layer's workspace (the next forward overwrites it)."""
+    def unfold(self, inputs: Array, *, pool: tuple[int, int] | None = None) -> ConvolutionCache:
+        """Check an NHWC batch, pad it and copy its windows into a new ``cols``: in image
+        order, or (``pool`` = (ph, pw)) in pool order for a max pooling with stride = pool
+        size, only the output pixels it reads (``lamina.layers._im2col``). Keeps nothing."""
         self._check(inputs)
         batch, height, width, _ = inputs.shape
         geometry = self._geometry(height, width)
-        padded = pad(inputs, geometry)
-        allocate = partial(self._workspace.empty, "cols") if scratch else np.empty
+        cols, out = self._windows(pad(inputs, geometry), geometry, pool, np.empty)
+        return ConvolutionCache(cols, geometry, batch, out, pool)
+
+    def _windows(
+        self,
+        padded: Array,
+        geometry: PaddedGeometry,
+        pool: tuple[int, int] | None,
+        allocate: Allocate,
+    ) -> tuple[Array, tuple[int, int]]:
+        """(cols made by ``allocate``, the output pixels its rows hold) for ``unfold``."""
         if pool is None:
             out = geometry.output
-            cols = im2col(padded, self.kernel_size, self.stride, out, allocate)
-        else:
-            pooled = (geometry.output[0] // pool[0], geometry.output[1] // pool[1])
-            out = (pooled[0] * pool[0], pooled[1] * pool[1])
-            cols = im2col_pool_order(padded, self.kernel_size, self.stride, pooled, pool, allocate)
-        return ConvolutionCache(cols, geometry, batch, out, pool)
+            return im2col(padded, self.kernel_size, self.stride, out, allocate), out
+        pooled = (geometry.output[0] // pool[0], geometry.output[1] // pool[1])
+        out = (pooled[0] * pool[0], pooled[1] * pool[1])
+        cols = im2col_pool_order(padded, self.kernel_size, self.stride, pooled, pool, allocate)
+        return cols, out
 
     def release_scratch(self) -> None:
         self._workspace.clear()
