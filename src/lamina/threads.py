@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import functools
 import operator
+import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from lamina.errors import ConfigError
 
-__all__ = ["blas_threads", "current_blas_threads"]
+__all__ = ["blas_threads", "current_blas_threads", "one_blas_thread", "usable_cores"]
 
 
 @contextmanager
@@ -47,6 +49,50 @@ def current_blas_threads() -> int | None:
     few microseconds, where a fresh search takes milliseconds — every fit asks."""
     counts = [lib.num_threads for lib in _blas_libraries()]
     return max(counts) if counts else None
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the system has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+class _SingleThreadedBlas:
+    """One BLAS thread while any holder is inside, the former counts back after the last.
+
+    The count is the library's, global to the process: threads that each run their own
+    products (``lamina.engine.spread``) pin it to 1 so that they do not fight over the BLAS
+    library's own threads. Holders are counted, so overlapping users (two threads each
+    predicting) restore the counts only when both are done."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._holders = 0
+        self._saved: list[int] = []
+
+    @contextmanager
+    def __call__(self) -> Iterator[None]:
+        with self._lock:
+            if self._holders == 0:
+                libraries = _blas_libraries()
+                self._saved = [lib.num_threads for lib in libraries]
+                for lib in libraries:
+                    lib.set_num_threads(1)
+            self._holders += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._holders -= 1
+                if self._holders == 0:
+                    for lib, count in zip(_blas_libraries(), self._saved, strict=True):
+                        lib.set_num_threads(count)
+
+
+#: ``with one_blas_thread():`` — the BLAS library on one thread for the block (reentrant,
+#: thread-safe; the libraries found at the first call, as :func:`current_blas_threads`)
+one_blas_thread = _SingleThreadedBlas()
 
 
 @functools.cache

@@ -27,6 +27,7 @@ from typing import Protocol
 
 import numpy as np
 
+from lamina.engine import spread
 from lamina.engine.fusion import PooledConvolution, fusable
 from lamina.layers.activated import ActivatedLayer
 from lamina.layers.activations import Activation, ReLU, Softmax
@@ -148,29 +149,42 @@ class ExecutionPlan:
     ) -> Iterator[tuple[int, Array]]:
         """Inference outputs batch by batch, with the index of each batch's first row; the
         layers' scratch arrays are released after the last one (or when it stops early).
+        A convolutional or recurrent model computes them on several threads, given back in
+        order (``lamina.engine.spread``).
 
         ``check_finite`` refuses NaN/inf inputs where it is cheapest: a linear first layer
         turns a NaN/inf anywhere in a row into NaN/inf in its whole output row, so scanning
         that (smaller, cached) output finds them; only then is X scanned, to name the bad
         value."""
-        skip = 1 if check_finite and self.linear_first else 0
+        starts = range(0, len(X), size)
+        workers = spread.inference_workers(self.layers, masked=self.masked, batches=len(starts))
+
+        def compute(start: int) -> Array:
+            return self._inference_batch(X[start : start + size], check_finite, X)
+
         try:
-            for start in range(0, len(X), size):
-                batch = X[start : start + size]
-                if check_finite:
-                    with np.errstate(invalid="ignore", over="ignore"):  # reported below
-                        if skip:
-                            batch = self.steps[0].forward(batch, training=False)
-                        finite = np.isfinite(np.add.reduce(batch, axis=None))
-                    if not finite:
-                        check_finite_values(X, "X")  # raises, naming it, unless z overflowed
-                yield start, self.forward(batch, training=False, first=skip)
+            if workers > 1:
+                yield from spread.in_order(compute, starts, workers)
+            else:
+                for start in starts:
+                    yield start, compute(start)
         finally:  # scratch memory is reused across the batches, not kept after them
             for layer in self.layers:
                 layer.release_scratch()
             for step in self.steps:
                 if isinstance(step, PooledConvolution):
                     step.release_scratch()
+
+    def _inference_batch(self, batch: Array, check_finite: bool, X: Array) -> Array:
+        skip = 1 if check_finite and self.linear_first else 0
+        if check_finite:
+            with np.errstate(invalid="ignore", over="ignore"):  # reported below
+                if skip:
+                    batch = self.steps[0].forward(batch, training=False)
+                finite = np.isfinite(np.add.reduce(batch, axis=None))
+            if not finite:
+                check_finite_values(X, "X")  # raises, naming it, unless z overflowed
+        return self.forward(batch, training=False, first=skip)
 
     def backward(self, dvalues: Array) -> None:
         """Backpropagate ∂L/∂(output of the last backward step) through every step."""

@@ -86,12 +86,12 @@ class ReLU(Activation):
     """
 
     def forward(self, inputs: Array, *, training: bool = False) -> Array:
-        self._output = rectify(inputs, np.empty_like(inputs))
-        return self._output
+        self._output = output = rectify(inputs, np.empty_like(inputs))
+        return output  # not self._output: another thread's inference may have replaced it
 
     def forward_inplace(self, inputs: Array, *, training: bool = False) -> Array:
-        self._output = rectify(inputs, inputs)
-        return self._output
+        self._output = output = rectify(inputs, inputs)
+        return output
 
     def backward_inplace(self, dvalues: Array) -> Array:
         return np.multiply(dvalues, self._output > 0, out=dvalues)
@@ -148,8 +148,8 @@ class Tanh(Activation):
     r"""Hyperbolic tangent: ``σ(x) = tanh(x)``; backward ``∂L/∂x = δ · (1 − tanh²(x))``."""
 
     def forward(self, inputs: Array, *, training: bool = False) -> Array:
-        self._output = np.tanh(inputs)
-        return self._output
+        self._output = output = np.tanh(inputs)
+        return output
 
     def backward(self, dvalues: Array) -> Array:
         return dvalues * (1 - self._output * self._output)

@@ -196,6 +196,9 @@ class Layer:
     #: the axes of one sample this layer takes, as words ("height, width, channels"), when
     #: their number is fixed; an input size is inferred only from inputs of that many axes
     sample_axes: ClassVar[str | None] = None
+    #: inference is mostly NumPy element-wise work on one core (im2col, pooling, gates), so
+    #: a model with such a layer predicts on several threads (``lamina.engine.spread``)
+    elementwise_bound: ClassVar[bool] = False
 
     @checked(name=rule(LayerName(), None, fix=NAME_FIX))
     def __init__(self, *, name: str | None = None) -> None:
@@ -216,6 +219,12 @@ class Layer:
 
     def __call__(self, inputs: Array, *, training: bool = False) -> Array:
         return self.forward(inputs, training=training)
+
+    @property
+    def random_in_inference(self) -> bool:
+        """Whether an inference forward draws random numbers (Monte-Carlo dropout): its
+        batches then run one after another, in the order the draws are made."""
+        return False
 
     # -- masks ---------------------------------------------------------------------------
     @property

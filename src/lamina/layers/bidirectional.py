@@ -48,6 +48,7 @@ class Bidirectional(Layer):
     """
 
     uses_mask = True
+    elementwise_bound = True  # predict spreads batches over threads (engine/spread.py)
 
     @checked(
         layer=rule(

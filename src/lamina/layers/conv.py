@@ -178,6 +178,7 @@ class Conv2D(ActivatedLayer):
 
     inferred_size = "in_channels"
     sample_axes = "height, width, channels"
+    elementwise_bound = True  # predict spreads batches over threads (engine/spread.py)
 
     @checked(
         in_channels=input_size("Conv2D(1, 32, 3)"),

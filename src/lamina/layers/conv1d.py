@@ -136,6 +136,7 @@ class Conv1D(ActivatedLayer):
 
     inferred_size = "in_channels"
     sample_axes = "steps, channels"
+    elementwise_bound = True  # predict spreads batches over threads (engine/spread.py)
 
     @checked(
         in_channels=input_size("Conv1D(8, 32, 3)"),

@@ -40,6 +40,10 @@ class Dropout(Layer):
         self.rate = rate
         self.sampling: np.random.Generator | None = None
 
+    @property
+    def random_in_inference(self) -> bool:
+        return self.sampling is not None and self.rate > 0
+
     def forward(self, inputs: Array, *, training: bool = False) -> Array:
         if (not training and self.sampling is None) or self.rate == 0:
             self._mask = None

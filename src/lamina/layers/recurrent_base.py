@@ -158,6 +158,7 @@ class Recurrent(Layer):
     uses_mask = True
     inferred_size = "n_inputs"
     sample_axes = "steps, features"
+    elementwise_bound = True  # predict spreads batches over threads (engine/spread.py)
     gates: ClassVar[int] = 1
     cell_state: ClassVar[bool] = False  # LSTM: a second state c next to h
 
