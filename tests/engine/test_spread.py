@@ -155,13 +155,12 @@ def test_a_nan_in_a_late_batch_names_it_as_on_one_thread() -> None:
 def test_which_models_spread() -> None:
     conv, dense = convolutional(), lm.Model([L.Dense(4, 2)], seed=0)
     with lm.blas_threads(2):
-        assert spread.inference_workers(conv.layers, masked=False, batches=10) == 2
-        assert spread.inference_workers(conv.layers, masked=False, batches=1) == 1
-        assert spread.inference_workers(conv.layers, masked=True, batches=10) == 1
+        assert spread.inference_workers(conv.layers, batches=10) == 2
+        assert spread.inference_workers(conv.layers, batches=1) == 1
         # a stack of Dense layers: the BLAS library's own threads split its products better
-        assert spread.inference_workers(dense.layers, masked=False, batches=10) == 1
+        assert spread.inference_workers(dense.layers, batches=10) == 1
     with lm.blas_threads(1):
-        assert spread.inference_workers(conv.layers, masked=False, batches=10) == 1
+        assert spread.inference_workers(conv.layers, batches=10) == 1
 
 
 def test_monte_carlo_dropout_runs_its_batches_in_draw_order(monkeypatch) -> None:
@@ -200,3 +199,28 @@ def test_two_callers_spreading_at_once_get_their_own_results() -> None:
         assert current_blas_threads() == 2
     for k in range(2):
         np.testing.assert_array_equal(results[k], expected[k])
+
+
+def test_a_padding_mask_travels_with_its_batch() -> None:
+    # token ids with zero padding: evaluate scores every batch with its own mask
+    model = lm.Model(
+        [
+            L.Embedding(20, 6, mask_zero=True),
+            L.GRU(6, 8, return_sequences=True),
+            L.Dense(8, 3, activation="softmax"),
+        ],
+        seed=0,
+    )
+    model.compile(loss="sparse_categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+    rng = np.random.default_rng(3)
+    ids = rng.integers(1, 20, (300, 9))
+    lengths = rng.integers(1, 10, 300)
+    ids[np.arange(9) >= lengths[:, None]] = 0
+    y = rng.integers(0, 3, (300, 9))
+    with lm.blas_threads(1):
+        alone = model.evaluate(ids, y, batch_size=16), model.predict(ids, batch_size=16)
+    with lm.blas_threads(2):
+        assert spread.inference_workers(model.layers, batches=19) == 2
+        together = model.evaluate(ids, y, batch_size=16), model.predict(ids, batch_size=16)
+    assert together[0] == alone[0]
+    np.testing.assert_array_equal(together[1], alone[1])

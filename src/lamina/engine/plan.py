@@ -116,14 +116,25 @@ class ExecutionPlan:
         return isinstance(self.steps[0], LinearStep | PooledConvolution)
 
     def forward(self, inputs: Array, *, training: bool, first: int = 0) -> Array:
-        """Run the steps from ``first`` on (0: all of them)."""
+        """Run the steps from ``first`` on (0: all of them); :attr:`output_mask` is the
+        outputs' padding mask afterwards."""
+        outputs, self.output_mask = self.forward_with_mask(inputs, training=training, first=first)
+        return outputs
+
+    def forward_with_mask(
+        self, inputs: Array, *, training: bool, first: int = 0
+    ) -> tuple[Array, Array | None]:
+        """:meth:`forward`'s outputs and their padding mask (None without a mask-making
+        layer), returned instead of kept: what an inference thread uses."""
         if self.masked or (training and self.observers):
             return self._forward_step_by_step(inputs, training=training, first=first)
         for step in self.steps[first:]:
             inputs = step.forward(inputs, training=training)
-        return inputs
+        return inputs, None
 
-    def _forward_step_by_step(self, inputs: Array, *, training: bool, first: int) -> Array:
+    def _forward_step_by_step(
+        self, inputs: Array, *, training: bool, first: int
+    ) -> tuple[Array, Array | None]:
         """:meth:`forward` with the padding mask — each step's layer computes the mask of
         its outputs from its inputs and theirs, the layers that use it receive it — and,
         in training, the observers called after each step. An observer must not keep the
@@ -141,8 +152,7 @@ class ExecutionPlan:
             for observer in watching:
                 observer(self.step_names[index], layer, inputs)
             mask = next_mask
-        self.output_mask = mask
-        return inputs
+        return inputs, mask
 
     def batches(
         self, X: Array, size: int, *, check_finite: bool = False
@@ -157,17 +167,18 @@ class ExecutionPlan:
         that (smaller, cached) output finds them; only then is X scanned, to name the bad
         value."""
         starts = range(0, len(X), size)
-        workers = spread.inference_workers(self.layers, masked=self.masked, batches=len(starts))
+        workers = spread.inference_workers(self.layers, batches=len(starts))
 
-        def compute(start: int) -> Array:
+        def compute(start: int) -> tuple[Array, Array | None]:
             return self._inference_batch(X[start : start + size], check_finite, X)
 
         try:
             if workers > 1:
-                yield from spread.in_order(compute, starts, workers)
+                computed = spread.in_order(compute, starts, workers)
             else:
-                for start in starts:
-                    yield start, compute(start)
+                computed = ((start, compute(start)) for start in starts)
+            for start, (outputs, self.output_mask) in computed:  # the mask read by evaluate
+                yield start, outputs
         finally:  # scratch memory is reused across the batches, not kept after them
             for layer in self.layers:
                 layer.release_scratch()
@@ -175,7 +186,9 @@ class ExecutionPlan:
                 if isinstance(step, PooledConvolution):
                     step.release_scratch()
 
-    def _inference_batch(self, batch: Array, check_finite: bool, X: Array) -> Array:
+    def _inference_batch(
+        self, batch: Array, check_finite: bool, X: Array
+    ) -> tuple[Array, Array | None]:
         skip = 1 if check_finite and self.linear_first else 0
         if check_finite:
             with np.errstate(invalid="ignore", over="ignore"):  # reported below
@@ -184,7 +197,7 @@ class ExecutionPlan:
                 finite = np.isfinite(np.add.reduce(batch, axis=None))
             if not finite:
                 check_finite_values(X, "X")  # raises, naming it, unless z overflowed
-        return self.forward(batch, training=False, first=skip)
+        return self.forward_with_mask(batch, training=False, first=skip)
 
     def backward(self, dvalues: Array) -> None:
         """Backpropagate ∂L/∂(output of the last backward step) through every step."""

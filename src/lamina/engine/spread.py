@@ -8,16 +8,16 @@ inference, so :func:`in_order` runs them on as many threads as the BLAS library 
 round-robin (thread k computes batches k, k + W, k + 2W, …), with the BLAS library on one
 thread (``lamina.threads.one_blas_thread``): every core then does all the work of its
 batches, products and element-wise alike. The outputs come back in batch order, and each
-batch is computed exactly as a one-thread run computes it, so ``predict`` gives the same
-numbers with any number of workers (a test).
+batch is computed exactly as a one-thread run computes it, so ``predict`` gives the
+numbers of ``with lamina.blas_threads(1): model.predict(X)`` bit for bit (a test).
 
 :func:`inference_workers` decides when: only for a model with a layer whose inference is
 mostly element-wise (``Layer.elementwise_bound``: Conv1D, Conv2D, the recurrent layers) —
 a stack of Dense layers is bounded by its products, which the BLAS library's own threads
 split better (W1 at batch 1024: 590k samples/s on two BLAS threads, 330k on two workers) —
-with no padding mask (the plan carries it between steps) and no Monte-Carlo dropout (its
-masks are drawn in batch order from one generator). Pin the BLAS library to one thread
-(``lamina.blas_threads(1)``) and inference runs on one thread, as before.
+and no Monte-Carlo dropout (its masks are drawn in batch order from one generator). A
+padding mask travels with its batch (``ExecutionPlan.forward_with_mask``). Pin the BLAS
+library to one thread (``lamina.blas_threads(1)``) and inference runs on one thread.
 """
 
 from __future__ import annotations
@@ -25,25 +25,23 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
-
-import numpy as np
+from typing import TypeVar
 
 from lamina.layers.base import Layer
 from lamina.threads import current_blas_threads, one_blas_thread, usable_cores
 
-Array = np.ndarray
+T = TypeVar("T")
 #: how many finished batches a worker may hold before the caller takes them
 AHEAD = 2
 #: how often (seconds) a worker waiting to hand over a batch checks whether to stop
 POLL_SECONDS = 0.05
 
 
-def inference_workers(layers: Sequence[Layer], *, masked: bool, batches: int) -> int:
+def inference_workers(layers: Sequence[Layer], *, batches: int) -> int:
     """How many threads an inference over ``batches`` batches of these layers runs on: the
     BLAS library's thread count (at most the usable cores and the batches) when a layer is
-    ``elementwise_bound``, the plan carries no mask and no layer draws random numbers in
-    inference; else 1."""
-    if masked or batches < 2 or not any(layer.elementwise_bound for layer in layers):
+    ``elementwise_bound`` and no layer draws random numbers in inference; else 1."""
+    if batches < 2 or not any(layer.elementwise_bound for layer in layers):
         return 1
     if any(layer.random_in_inference for layer in layers):
         return 1
@@ -51,14 +49,14 @@ def inference_workers(layers: Sequence[Layer], *, masked: bool, batches: int) ->
 
 
 def in_order(
-    compute: Callable[[int], Array], starts: Sequence[int], workers: int
-) -> Iterator[tuple[int, Array]]:
+    compute: Callable[[int], T], starts: Sequence[int], workers: int
+) -> Iterator[tuple[int, T]]:
     """``(start, compute(start))`` for every start, in order, computed on ``workers``
     threads round-robin with one BLAS thread each. An exception in a worker is raised here,
     at its batch (the batches before it are given first). Closing the iterator early stops
     the workers after the batch each is computing; they are joined before it returns."""
     stop = threading.Event()
-    results: list[queue.Queue[tuple[Array | None, BaseException | None]]] = [
+    results: list[queue.Queue[tuple[T | None, BaseException | None]]] = [
         queue.Queue(maxsize=AHEAD) for _ in range(workers)
     ]
 
@@ -67,7 +65,7 @@ def in_order(
             if stop.is_set():
                 return
             try:
-                item: tuple[Array | None, BaseException | None] = (compute(start), None)
+                item: tuple[T | None, BaseException | None] = (compute(start), None)
             except BaseException as error:  # handed to the caller, raised there
                 item = (None, error)
             while not stop.is_set():
@@ -88,11 +86,10 @@ def in_order(
             thread.start()
         try:
             for index, start in enumerate(starts):
-                outputs, error = results[index % workers].get()
+                value, error = results[index % workers].get()
                 if error is not None:
                     raise error
-                assert outputs is not None
-                yield start, outputs
+                yield start, value  # type: ignore[misc]  # not None without an error
         finally:
             stop.set()
             for thread in threads:
