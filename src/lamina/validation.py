@@ -103,7 +103,7 @@ def check_finite(array: Array, name: str) -> None:
             "finite values",
             f"{int(bad.sum())} {'/'.join(kinds)} value(s), the first at index "
             f"{tuple(map(int, first))}",
-            "drop or impute those samples before training",
+            "drop or impute those samples first",
         )
     )
 
