@@ -31,6 +31,10 @@ from lamina.layers.base import Layer
 from lamina.threads import current_blas_threads, one_blas_thread, usable_cores
 
 T = TypeVar("T")
+#: a thread's first batch costs more (its scratch memory is new: W2, 2 batches of 128 took
+#: 25–30 ms on two threads against 22 ms in the plain loop, 4 batches 32–40 against
+#: 36–38 ms, 16 batches 115–128 against 128–229 ms), so each thread gets at least this many
+MIN_BATCHES_PER_WORKER = 2
 #: how many finished batches a worker may hold before the caller takes them
 AHEAD = 2
 #: how often (seconds) a worker waiting to hand over a batch checks whether to stop
@@ -39,13 +43,15 @@ POLL_SECONDS = 0.05
 
 def inference_workers(layers: Sequence[Layer], *, batches: int) -> int:
     """How many threads an inference over ``batches`` batches of these layers runs on: the
-    BLAS library's thread count (at most the usable cores and the batches) when a layer is
-    ``elementwise_bound`` and no layer draws random numbers in inference; else 1."""
-    if batches < 2 or not any(layer.elementwise_bound for layer in layers):
+    BLAS library's thread count — at most the usable cores, and few enough that each thread
+    gets :data:`MIN_BATCHES_PER_WORKER` batches — when a layer is ``elementwise_bound`` and
+    no layer draws random numbers in inference; else 1."""
+    if not any(layer.elementwise_bound for layer in layers):
         return 1
     if any(layer.random_in_inference for layer in layers):
         return 1
-    return max(1, min(current_blas_threads() or 1, usable_cores(), batches))
+    by_batches = batches // MIN_BATCHES_PER_WORKER
+    return max(1, min(current_blas_threads() or 1, usable_cores(), by_batches))
 
 
 def in_order(
