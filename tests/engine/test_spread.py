@@ -226,3 +226,32 @@ def test_a_padding_mask_travels_with_its_batch() -> None:
         together = model.evaluate(ids, y, batch_size=16), model.predict(ids, batch_size=16)
     assert together[0] == alone[0]
     np.testing.assert_array_equal(together[1], alone[1])
+
+
+class Doubling(L.Layer):
+    """A user's layer that keeps its output and returns the attribute: not thread-safe."""
+
+    def forward(self, inputs, *, training=False):
+        self.last = inputs * 2
+        return self.last
+
+    def backward(self, dvalues):
+        return dvalues * 2
+
+
+class SafeDoubling(Doubling):
+    thread_safe_inference = True
+
+
+def test_a_users_layer_keeps_the_plain_loop_unless_it_says_it_is_thread_safe() -> None:
+    conv = L.Conv2D(1, 4, 3)
+    with lm.blas_threads(2):
+        assert spread.inference_workers([conv, Doubling()], batches=10) == 1
+        assert spread.inference_workers([conv, SafeDoubling()], batches=10) == 2
+        # a subclass of a built-in is the user's too
+        mine = type("MyConv", (L.Conv2D,), {"__module__": "my_project.layers"})(1, 4, 3)
+        assert spread.inference_workers([mine], batches=10) == 1
+        # inside a wrapper as well
+        gru = type("MyGRU", (L.GRU,), {"__module__": "my_project.layers"})(3, 4)
+        assert spread.inference_workers([L.Bidirectional(gru)], batches=10) == 1
+        assert spread.inference_workers([L.Bidirectional(L.GRU(3, 4))], batches=10) == 2

@@ -16,8 +16,10 @@ mostly element-wise (``Layer.elementwise_bound``: Conv1D, Conv2D, the recurrent 
 a stack of Dense layers is bounded by its products, which the BLAS library's own threads
 split better (W1 at batch 1024: 590k samples/s on two BLAS threads, 330k on two workers) —
 and no Monte-Carlo dropout (its masks are drawn in batch order from one generator). A
-padding mask travels with its batch (``ExecutionPlan.forward_with_mask``). Pin the BLAS
-library to one thread (``lamina.blas_threads(1)``) and inference runs on one thread.
+user's own layer keeps the plain loop unless its class sets ``thread_safe_inference =
+True`` (:func:`thread_safe`). A padding mask travels with its batch
+(``ExecutionPlan.forward_with_mask``). Pin the BLAS library to one thread
+(``lamina.blas_threads(1)``) and inference runs on one thread.
 """
 
 from __future__ import annotations
@@ -50,8 +52,23 @@ def inference_workers(layers: Sequence[Layer], *, batches: int) -> int:
         return 1
     if any(layer.random_in_inference for layer in layers):
         return 1
+    if not all(thread_safe(layer) for layer in layers):
+        return 1
     by_batches = batches // MIN_BATCHES_PER_WORKER
     return max(1, min(current_blas_threads() or 1, usable_cores(), by_batches))
+
+
+def thread_safe(layer: Layer) -> bool:
+    """Whether two threads may run ``layer``'s inference at once: its class's
+    ``thread_safe_inference``, which is True for lamina's own layers and False for a
+    user's (a subclass of a built-in included) unless the class says so; a wrapper
+    (Bidirectional) and the layers inside it alike."""
+    declared = type(layer).thread_safe_inference
+    own = type(layer).__module__.startswith("lamina.")
+    inner = getattr(layer, "layers", {})
+    return (declared if declared is not None else own) and all(
+        thread_safe(sublayer) for sublayer in (inner.values() if isinstance(inner, dict) else ())
+    )
 
 
 def in_order(

@@ -114,8 +114,8 @@ class LeakyReLU(Activation):
         self.alpha = alpha
 
     def forward(self, inputs: Array, *, training: bool = False) -> Array:
-        self._positive = inputs > 0
-        return np.where(self._positive, inputs, self.alpha * inputs)
+        self._positive = positive = inputs > 0
+        return np.where(positive, inputs, self.alpha * inputs)
 
     def backward(self, dvalues: Array) -> Array:
         return np.where(self._positive, dvalues, self.alpha * dvalues)
@@ -197,8 +197,8 @@ class GELU(Activation):
             u += 1
             u *= inputs
             u *= _SQRT_2_OVER_PI
-            self._gate = np.tanh(u, out=u)  # tanh u
-            output = self._gate + 1
+            self._gate = gate = np.tanh(u, out=u)  # tanh u
+            output = gate + 1
             output *= inputs
             output *= 0.5
             return output

@@ -199,6 +199,10 @@ class Layer:
     #: inference is mostly NumPy element-wise work on one core (im2col, pooling, gates), so
     #: a model with such a layer predicts on several threads (``lamina.engine.spread``)
     elementwise_bound: ClassVar[bool] = False
+    #: two threads may run ``forward(training=False)`` at once (it keeps nothing it reads
+    #: back in the same call). None: True for lamina's own layers, False for a user's layer
+    #: (a subclass included) unless it sets it — so a custom layer never spreads unasked
+    thread_safe_inference: ClassVar[bool | None] = None
 
     @checked(name=rule(LayerName(), None, fix=NAME_FIX))
     def __init__(self, *, name: str | None = None) -> None:
