@@ -14,8 +14,8 @@ numbers of ``with lamina.blas_threads(1): model.predict(X)`` bit for bit (a test
 :func:`inference_workers` decides when: only for a model with a layer whose inference is
 mostly element-wise (``Layer.elementwise_bound``: Conv1D, Conv2D, the recurrent layers) —
 a stack of Dense layers is bounded by its products, which the BLAS library's own threads
-split better (W1 at batch 1024: 590k samples/s on two BLAS threads, 330k on two workers) —
-and no Monte-Carlo dropout (its masks are drawn in batch order from one generator). A
+split better (W1 at batch 1024: 470–630k samples/s on two BLAS threads, 270–420k on two
+workers) — and no Monte-Carlo dropout (its masks are drawn in batch order from one generator). A
 user's own layer keeps the plain loop unless its class sets ``thread_safe_inference =
 True`` (:func:`thread_safe`). A padding mask travels with its batch
 (``ExecutionPlan.forward_with_mask``). Pin the BLAS library to one thread
