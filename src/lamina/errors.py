@@ -19,6 +19,7 @@ __all__ = [
     "NotCompiledError",
     "NumericalError",
     "ShapeError",
+    "WorkerError",
     "invalid",
 ]
 
@@ -59,6 +60,11 @@ class NotCompiledError(LaminaError, RuntimeError):
 class BackwardError(LaminaError, RuntimeError):
     """A backward pass with no training forward before it: an inference forward keeps
     nothing for backward, and backward never runs forward again on its own."""
+
+
+class WorkerError(LaminaError, RuntimeError):
+    """The second process of a training step split over two (``lamina.engine.halves``)
+    failed or stopped."""
 
 
 class GradcheckError(LaminaError, AssertionError):

@@ -23,7 +23,7 @@ activation, so that the plan can
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -35,6 +35,9 @@ from lamina.layers.base import Layer
 from lamina.layers.conv import Conv2D
 from lamina.layers.pooling import MaxPool2D
 from lamina.validation import check_finite as check_finite_values
+
+if TYPE_CHECKING:
+    from lamina.engine.halves import TrainingHalves
 
 Array = np.ndarray
 Observer = Callable[[str, Layer, Array], None]
@@ -103,6 +106,9 @@ class ExecutionPlan:
         self.masked = any(layer.makes_mask for layer in layers)
         #: the padding mask (N, T) of the last forward's outputs, or None
         self.output_mask: Array | None = None
+        #: the worker process a training epoch splits its batches with, or None
+        #: (``lamina.engine.halves``)
+        self.halves: TrainingHalves | None = None
         #: what watches a training forward (callbacks.Diagnostics, callbacks.TensorBoard):
         #: each is called after every step as ``observer(name, layer, outputs)``
         self.observers: list[Observer] = []
@@ -118,6 +124,11 @@ class ExecutionPlan:
     def forward(self, inputs: Array, *, training: bool, first: int = 0) -> Array:
         """Run the steps from ``first`` on (0: all of them); :attr:`output_mask` is the
         outputs' padding mask afterwards."""
+        if training and first == 0 and self.halves is not None:
+            outputs = self.halves.forward(inputs)  # None: a batch too small to split
+            if outputs is not None:
+                self.output_mask = None
+                return outputs
         outputs, self.output_mask = self.forward_with_mask(inputs, training=training, first=first)
         return outputs
 
@@ -200,7 +211,13 @@ class ExecutionPlan:
         return self.forward_with_mask(batch, training=False, first=skip)
 
     def backward(self, dvalues: Array) -> None:
-        """Backpropagate ∂L/∂(output of the last backward step) through every step."""
+        """Backpropagate ∂L/∂(output of the last backward step) through every step — the
+        rows of a split forward where their forward ran (``lamina.engine.halves``)."""
+        if self.halves is None or not self.halves.backward(dvalues):
+            self.backpropagate(dvalues)
+
+    def backpropagate(self, dvalues: Array) -> None:
+        """:meth:`backward` in this process: every step's backward, in reverse order."""
         gradient: Array | None = dvalues
         for step in reversed(self.backward_steps):
             if gradient is None:  # the first layer computes no ∂L/∂inputs

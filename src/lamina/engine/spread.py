@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TypeVar
 
 from lamina.layers.base import Layer
+from lamina.layers.stack import declared
 from lamina.threads import current_blas_threads, one_blas_thread, usable_cores
 
 T = TypeVar("T")
@@ -60,15 +61,9 @@ def inference_workers(layers: Sequence[Layer], *, batches: int) -> int:
 
 def thread_safe(layer: Layer) -> bool:
     """Whether two threads may run ``layer``'s inference at once: its class's
-    ``thread_safe_inference``, which is True for lamina's own layers and False for a
-    user's (a subclass of a built-in included) unless the class says so; a wrapper
-    (Bidirectional) and the layers inside it alike."""
-    declared = type(layer).thread_safe_inference
-    own = type(layer).__module__.startswith("lamina.")
-    inner = getattr(layer, "layers", {})
-    return (declared if declared is not None else own) and all(
-        thread_safe(sublayer) for sublayer in (inner.values() if isinstance(inner, dict) else ())
-    )
+    ``thread_safe_inference``, True for lamina's own layers and False for a user's unless
+    the class says so (``lamina.layers.stack.declared``)."""
+    return declared(layer, "thread_safe_inference")
 
 
 def in_order(

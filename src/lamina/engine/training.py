@@ -16,6 +16,7 @@ from lamina._params import Flag, Interval, check
 from lamina.callbacks import Callback, CallbackState, Diagnostics, History, Logs, ProgressBar
 from lamina.engine import data
 from lamina.engine.batches import BatchSource
+from lamina.engine.halves import split_training
 from lamina.engine.rewind import Rewind, finite_state
 from lamina.engine.statistics import Statistics
 from lamina.errors import NumericalError
@@ -176,27 +177,28 @@ class TrainingLoop:
         statistics = Statistics(model.metrics)
         steps = 0
         rewind = Rewind(model, self.batches, self.step)
-        for step, (xb, yb, wb) in enumerate(self.batches):
-            rewind.before_step()
-            try:
-                _, sample_losses, scores = self.step(xb, yb, wb)
-            except NumericalError:
-                reason = f"step {step + 1}: the loss is NaN or inf (training diverged)"
-                raise NumericalError(rewound(rewind, step, reason)) from None
-            if not rewind.after_step():
-                reason = f"step {step + 1} left NaN/inf values (training diverged)"
-                raise NumericalError(rewound(rewind, step, reason))
-            steps += 1
-            penalty = model.regularization_penalty() if regularized else 0.0
-            logs = statistics.add(sample_losses, scores, wb, penalty)
-            running = statistics.result() if self.running_wanted else logs
-            for callback in self.callbacks:
-                callback.on_batch_end(step, running if callback.running_logs else logs)
-            if model.stop_training:  # a callback (TerminateOnNaN) asked to stop now
-                break
-        if not finite_state(model):
-            reason = "the epoch left NaN/inf parameters or optimizer state (training diverged)"
-            raise NumericalError(rewound(rewind, steps, reason))
+        with split_training(model.plan):  # two processes where it pays (engine/halves.py)
+            for step, (xb, yb, wb) in enumerate(self.batches):
+                rewind.before_step()
+                try:
+                    _, sample_losses, scores = self.step(xb, yb, wb)
+                except NumericalError:
+                    reason = f"step {step + 1}: the loss is NaN or inf (training diverged)"
+                    raise NumericalError(rewound(rewind, step, reason)) from None
+                if not rewind.after_step():
+                    reason = f"step {step + 1} left NaN/inf values (training diverged)"
+                    raise NumericalError(rewound(rewind, step, reason))
+                steps += 1
+                penalty = model.regularization_penalty() if regularized else 0.0
+                logs = statistics.add(sample_losses, scores, wb, penalty)
+                running = statistics.result() if self.running_wanted else logs
+                for callback in self.callbacks:
+                    callback.on_batch_end(step, running if callback.running_logs else logs)
+                if model.stop_training:  # a callback (TerminateOnNaN) asked to stop now
+                    break
+            if not finite_state(model):
+                reason = "the epoch left NaN/inf parameters or optimizer state (training diverged)"
+                raise NumericalError(rewound(rewind, steps, reason))
         return statistics.result()
 
 

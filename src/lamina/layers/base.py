@@ -203,6 +203,11 @@ class Layer:
     #: back in the same call). None: True for lamina's own layers, False for a user's layer
     #: (a subclass included) unless it sets it — so a custom layer never spreads unasked
     thread_safe_inference: ClassVar[bool | None] = None
+    #: a training step may run this layer on a batch's rows in two parts, one per process,
+    #: and add their parameter gradients (each sample computed on its own, no state
+    #: tensors: ``lamina.engine.halves``). None: True for lamina's own layers, False for a
+    #: user's layer unless it sets it
+    splits_over_batch: ClassVar[bool | None] = None
 
     @checked(name=rule(LayerName(), None, fix=NAME_FIX))
     def __init__(self, *, name: str | None = None) -> None:

@@ -23,6 +23,11 @@ class Dropout(Layer):
     ``sampling``: a Generator while ``Model.predict(..., samples=S)`` runs Monte-Carlo
     dropout — the layer then drops at inference too, with masks from that Generator.
 
+    ``batch_part``: ``(start, stop, total)`` while a training step computes rows
+    start … stop − 1 of a batch of ``total`` rows in this process and the rest in another
+    (``lamina.engine.halves``): the mask is drawn for the whole batch and those rows kept,
+    so every process drops what a one-process step drops.
+
     Args:
         rate: fraction dropped, in [0, 1).
     """
@@ -39,6 +44,7 @@ class Dropout(Layer):
         super().__init__(name=name)
         self.rate = rate
         self.sampling: np.random.Generator | None = None
+        self.batch_part: tuple[int, int, int] | None = None
 
     @property
     def random_in_inference(self) -> bool:
@@ -50,7 +56,13 @@ class Dropout(Layer):
             return inputs
         generator = self.rng if training else self.sampling
         assert generator is not None
-        keep = generator.random(inputs.shape, dtype=np.float32) >= self.rate
+        part = self.batch_part if training else None
+        if part is None:
+            keep = generator.random(inputs.shape, dtype=np.float32) >= self.rate
+        else:
+            start, stop, total = part
+            drawn = generator.random((total, *inputs.shape[1:]), dtype=np.float32)
+            keep = drawn[start:stop] >= self.rate
         self._mask = keep.astype(inputs.dtype)
         self._mask *= 1.0 / (1.0 - self.rate)
         return inputs * self._mask

@@ -131,6 +131,18 @@ def missing_size(layer: Layer, index: int, shape: Shape | None) -> str:
     )
 
 
+def declared(layer: Layer, flag: str) -> bool:
+    """A layer class's ``flag`` (``thread_safe_inference``, ``splits_over_batch``): what
+    the class sets, or when it leaves None, True for lamina's own layers and False for a
+    user's (a subclass of a built-in included) — for the layers inside a wrapper
+    (Bidirectional) too, all of which must say True."""
+    value = getattr(type(layer), flag)
+    own = type(layer).__module__.startswith("lamina.")
+    inner = getattr(layer, "layers", {})
+    inside = inner.values() if isinstance(inner, dict) else ()
+    return (value if value is not None else own) and all(declared(sub, flag) for sub in inside)
+
+
 def named_tensors(layers: Sequence[Layer]) -> Iterator[tuple[str, Array]]:
     """Every parameter and state array of ``layers`` as ``("<layer>/<name>", array)``: the
     names of weight files, model files and snapshots."""

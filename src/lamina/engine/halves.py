@@ -1,0 +1,335 @@
+"""Training steps of a convolutional or recurrent model on two processes, half a batch each.
+
+A training step's gradient is a sum over the batch's rows (notes §1.3: ∂L/∂W = Xᵀ·δ sums
+one term per row, and so does every layer's), so with the loss gradient of the whole batch
+δ = ∂L/∂ŷ computed first, the rows can be split: each part's backward gives its rows' sum,
+and the two sums add up to the batch's gradient —
+
+    ∂L/∂θ = Σ_{rows 0 … h−1} (…) + Σ_{rows h … N−1} (…)
+
+— equal to the one-process gradient up to the rounding of the split sums. A step then is:
+the forward of rows 0 … h−1 here and of rows h … N−1 in a forked *worker* process, both on
+one BLAS thread; the outputs joined here, where the loss, the NaN guard, the metrics and
+δ = ∂L/∂ŷ are computed for the whole batch as always (sample weights, class weights and
+the fused softmax included); the backward of each part of δ where its forward ran; the
+worker's gradients added here; the optimizer step here. The worker reads the parameters
+from shared memory written before each step and writes its gradients to shared memory;
+the inputs, outputs and δ of its rows go through a pipe (raw bytes, no pickle). Dropout
+draws the whole batch's mask in both processes from the same Generator state and each
+keeps its rows (``Dropout.batch_part``), so a split batch drops exactly the units a
+one-process step drops. L1/L2 penalties' gradients are added once, here.
+
+Why processes and not threads: NumPy's element-wise passes (im2col, pooling, a
+recurrence's gates) run on one core, and threads over the halves wait for each other's
+GIL — measured on W2, batch 128: each half spent 16 ms on the CPU and 24 ms in all, a step
+as slow as one thread (``benchmarks/README.md``); two processes took 14–17 ms against
+23–39 ms for the one-process step on two BLAS threads, the same day.
+
+:func:`split_training` decides, once per epoch, as :mod:`lamina.engine.spread` does for
+inference: on Linux (``os.fork``), with two usable cores and at least two BLAS threads
+(``fit(threads=1)`` keeps one process), for a model with an ``elementwise_bound`` layer (a
+stack of Dense layers is bounded by its products, which OpenBLAS's own threads split
+well), without a padding mask or an observer (``callbacks.Diagnostics``, TensorBoard's
+activations), and whose every layer ``splits_over_batch``: lamina's own layers without
+state tensors (BatchNorm's batch statistics need the whole batch), and a user's layer only
+when its class says so. A batch of fewer than ``2 × MIN_ROWS`` rows runs in one process.
+The worker lives for one epoch: a callback that changes a layer between epochs is seen
+by the next epoch's worker.
+"""
+
+from __future__ import annotations
+
+import json
+import mmap
+import os
+import signal
+import sys
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from multiprocessing import Pipe
+from multiprocessing.connection import Connection
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from lamina.errors import WorkerError
+from lamina.layers.base import Layer
+from lamina.layers.dropout import Dropout
+from lamina.layers.stack import declared
+from lamina.threads import current_blas_threads, one_blas_thread, usable_cores
+
+if TYPE_CHECKING:
+    from lamina.engine.plan import ExecutionPlan
+
+Array = np.ndarray
+#: the fewest rows each process takes: a smaller batch (an epoch's last) runs in one
+MIN_ROWS = 16
+
+
+def training_processes(plan: ExecutionPlan) -> int:
+    """How many processes the training steps of ``plan``'s model run on: 2 when every
+    condition of this module's docstring holds, else 1."""
+    layers = plan.layers
+    if not (sys.platform.startswith("linux") and hasattr(os, "fork")):
+        return 1
+    if min(current_blas_threads() or 1, usable_cores()) < 2:
+        return 1
+    if plan.masked or plan.observers or not any(layer.elementwise_bound for layer in layers):
+        return 1
+    return 2 if all(splits_over_batch(layer) for layer in layers) else 1
+
+
+def splits_over_batch(layer: Layer) -> bool:
+    """Whether ``layer``'s training forward and backward may run on a batch's rows in two
+    parts: its class's ``splits_over_batch`` (``lamina.layers.stack.declared``) and no
+    state tensors (BatchNorm's running statistics)."""
+    return declared(layer, "splits_over_batch") and not layer.state
+
+
+@contextmanager
+def split_training(plan: ExecutionPlan) -> Iterator[None]:
+    """Run the block — an epoch of training steps — with ``plan``'s steps split over two
+    processes when :func:`training_processes` says so, on one BLAS thread each; the worker
+    is stopped at the end however the block ends."""
+    if training_processes(plan) < 2:
+        yield
+        return
+    try:
+        halves = TrainingHalves(plan)
+    except OSError as error:  # no memory or processes left for a worker: one process
+        warnings.warn(f"training in one process: {error}", RuntimeWarning, stacklevel=3)
+        yield
+        return
+    with ExitStack() as stack:
+        stack.callback(halves.close)
+        plan.halves = halves
+        stack.callback(setattr, plan, "halves", None)
+        stack.enter_context(one_blas_thread())
+        yield
+
+
+class TrainingHalves:
+    """The worker process of :func:`split_training` and the exchange of each step with it."""
+
+    def __init__(self, plan: ExecutionPlan) -> None:
+        self.plan = plan
+        self.entries = [
+            (layer, key) for layer in plan.layers if layer.trainable for key in layer.params
+        ]
+        self.dropouts: list[Dropout] = [
+            layer for layer in plan.layers if isinstance(layer, Dropout)
+        ]
+        dtypes = {layer.params[key].dtype for layer, key in self.entries} or {np.dtype("f8")}
+        self.dtype = np.result_type(*dtypes)
+        sizes = [layer.params[key].size for layer, key in self.entries]
+        total = max(1, sum(sizes))
+        self._memory = [mmap.mmap(-1, total * self.dtype.itemsize) for _ in range(2)]
+        parameters, gradients = (np.frombuffer(m, dtype=self.dtype) for m in self._memory)
+        offsets = np.cumsum([0, *sizes])
+        self.shared_parameters = self._views(parameters, offsets)
+        self.shared_gradients = self._views(gradients, offsets)
+        self._split_at: int | None = None  # the rows the last forward kept here
+        self._reaped = False
+        here, there = Pipe(duplex=True)
+        with warnings.catch_warnings():  # Python ≥ 3.12 warns of fork with threads running;
+            warnings.simplefilter("ignore", DeprecationWarning)  # the worker imports nothing
+            self.pid = os.fork()
+        if self.pid == 0:  # the worker: it never returns
+            here.close()
+            _serve(self, there)
+        there.close()
+        self.connection: Connection | None = here
+
+    def _views(self, flat: Array, offsets: Array) -> list[Array]:
+        shapes = [layer.params[key].shape for layer, key in self.entries]
+        return [
+            flat[start:end].reshape(shape)
+            for shape, start, end in zip(shapes, offsets[:-1], offsets[1:], strict=True)
+        ]
+
+    def __deepcopy__(self, memo: dict[int, object]) -> None:
+        return None  # a copy of the model trains in one process
+
+    # -- here: the steps ---------------------------------------------------------------
+    def forward(self, inputs: Array) -> Array | None:
+        """The outputs of a training forward of ``inputs``, their first half computed here
+        and the rest in the worker; None for a batch too small to split."""
+        rows = len(inputs)
+        if self.connection is None or rows < 2 * MIN_ROWS:
+            self._split_at = None
+            return None
+        split = (rows + 1) // 2
+        for (layer, key), shared in zip(self.entries, self.shared_parameters, strict=True):
+            shared[...] = layer.params[key]
+        header = {
+            "start": split,
+            "total": rows,
+            "random": [layer.rng.bit_generator.state for layer in self.dropouts],
+        }
+        try:
+            self._send(b"F", header, inputs[split:])
+            for layer in self.dropouts:
+                layer.batch_part = (0, split, rows)
+            outputs, _ = self.plan.forward_with_mask(inputs[:split], training=True)
+            theirs = self._receive()
+        except BaseException:
+            self.close()  # the exchange is out of step: no more splits this epoch
+            raise
+        finally:
+            for layer in self.dropouts:
+                layer.batch_part = None
+        assert theirs is not None
+        self._split_at = split
+        return np.concatenate([outputs, theirs])
+
+    def backward(self, dvalues: Array) -> bool:
+        """Backpropagate ``dvalues`` (the whole batch's δ) if the last forward was split —
+        the first rows here, the rest in the worker, its gradients added to the layers'
+        — and return True; False when it was not (the caller backpropagates)."""
+        split, self._split_at = self._split_at, None
+        if split is None or self.connection is None:
+            return False
+        try:
+            self._send(b"B", {}, dvalues[split:])
+            self.plan.backpropagate(dvalues[:split])
+            self._receive()
+        except BaseException:
+            self.close()
+            raise
+        for (layer, key), theirs in zip(self.entries, self.shared_gradients, strict=True):
+            layer.grads[key] += theirs
+        return True
+
+    def close(self) -> None:
+        """Stop the worker (at once: it holds nothing that needs saving) and free the
+        shared memory; later steps run in one process."""
+        connection, self.connection = self.connection, None
+        if connection is None:
+            return
+        connection.close()
+        if not self._reaped:
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+            self._reaped = True
+        self.shared_parameters = self.shared_gradients = []
+        for memory in self._memory:
+            try:
+                memory.close()
+            except BufferError:  # a view still exported: freed with it
+                pass
+
+    # -- the exchange ------------------------------------------------------------------
+    def _send(self, kind: bytes, header: dict[str, Any], array: Array) -> None:
+        assert self.connection is not None
+        try:
+            _send(self.connection, kind, header, array)
+        except OSError as error:  # a broken pipe: the worker is gone
+            raise self._stopped() from error
+
+    def _receive(self) -> Array | None:
+        assert self.connection is not None
+        try:
+            kind, header, array = _receive(self.connection)
+        except (EOFError, OSError) as error:
+            raise self._stopped() from error
+        if kind == b"E":
+            raise WorkerError(
+                f"the second training process failed: {header['type']}: {header['message']}"
+            )
+        return array
+
+    def _stopped(self) -> WorkerError:
+        return WorkerError(
+            f"the second training process (pid {self.pid}) stopped{self._exit_status()}. "
+            "Fix: train in one process with fit(..., threads=1)"
+        )
+
+    def _exit_status(self) -> str:
+        """How the worker ended, waited for a little: its end of the pipe closes as it
+        exits, a moment before it can be waited for."""
+        for _ in range(100):
+            done, status = os.waitpid(self.pid, os.WNOHANG)
+            if done:
+                self._reaped = True  # its pid may be another process's from now on
+                break
+            time.sleep(0.01)
+        else:
+            return ""
+        if os.WIFSIGNALED(status):
+            return f" (killed by signal {os.WTERMSIG(status)})"
+        return f" (exit code {os.WEXITSTATUS(status)})"
+
+
+def _send(connection: Connection, kind: bytes, header: dict[str, Any], array: Array) -> None:
+    array = np.ascontiguousarray(array)
+    meta = {**header, "shape": array.shape, "dtype": array.dtype.str}
+    connection.send_bytes(kind + json.dumps(meta).encode())
+    connection.send_bytes(array.data.cast("B"))
+
+
+def _receive(connection: Connection) -> tuple[bytes, dict[str, Any], Array]:
+    message = connection.recv_bytes()
+    kind, header = message[:1], json.loads(message[1:])
+    dtype, shape = np.dtype(header["dtype"]), tuple(header["shape"])
+    buffer = bytearray(int(np.prod(shape, dtype=np.int64)) * dtype.itemsize)
+    connection.recv_bytes_into(buffer)
+    return kind, header, np.frombuffer(buffer, dtype=dtype).reshape(shape)
+
+
+# -- the worker ------------------------------------------------------------------------
+def _serve(halves: TrainingHalves, connection: Connection) -> None:
+    """The worker's life: the forked copy of the model computes the rows it is sent until
+    the pipe closes, then leaves without running the parent's exit handlers."""
+    code = 0
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+        with one_blas_thread():
+            _adopt_shared_memory(halves)
+            while True:
+                try:
+                    kind, header, array = _receive(connection)
+                except (EOFError, OSError):
+                    break
+                try:
+                    result = _compute(halves, kind, header, array)
+                except Exception as error:  # reported to the parent, which raises it
+                    report = {"type": type(error).__name__, "message": str(error)}
+                    _send(connection, b"E", report, np.empty(0, np.uint8))
+                    continue
+                _send(connection, b"R", {}, result)
+    except BaseException:
+        code = 1
+    finally:
+        os._exit(code)
+
+
+def _adopt_shared_memory(halves: TrainingHalves) -> None:
+    """In the worker: read the parameters from, and write the gradients to, the shared
+    memory; no L1/L2 penalty gradients (the parent adds them once)."""
+    halves.plan.halves = None
+    for (layer, key), parameters, gradients in zip(
+        halves.entries, halves.shared_parameters, halves.shared_gradients, strict=True
+    ):
+        layer.params[key] = parameters
+        layer.grads[key] = gradients
+    for layer in halves.plan.layers:
+        layer.regularizers = {}
+
+
+def _compute(halves: TrainingHalves, kind: bytes, header: dict[str, Any], array: Array) -> Array:
+    plan = halves.plan
+    if kind == b"F":
+        start, total = header["start"], header["total"]
+        for dropout, state in zip(halves.dropouts, header["random"], strict=True):
+            dropout.rng.bit_generator.state = state
+            dropout.batch_part = (start, total, total)
+        outputs, _ = plan.forward_with_mask(array, training=True)
+        return outputs
+    plan.backpropagate(array)
+    for (layer, key), gradients in zip(halves.entries, halves.shared_gradients, strict=True):
+        if layer.grads.get(key) is not gradients:  # a layer that assigned a new array
+            gradients[...] = layer.grads[key]
+            layer.grads[key] = gradients
+    return np.empty(0, np.uint8)

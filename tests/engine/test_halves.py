@@ -1,0 +1,232 @@
+"""Training steps split over two processes (``lamina.engine.halves``): the parameters of a
+one-process fit (float64, within rounding) — dropout, sample and class weights, penalties,
+a recurrent model included; which models split and which do not; the worker stopped
+however the fit ends, its failures named."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import pytest
+
+import lamina as lm
+from lamina.engine import halves
+from lamina.errors import WorkerError
+from lamina.registration import registered
+
+L = lm.layers
+
+
+@pytest.fixture(autouse=True)
+def two_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Split whatever machine the suite runs on."""
+    monkeypatch.setattr(halves, "usable_cores", lambda: 2)
+    monkeypatch.setattr(halves, "current_blas_threads", lambda: 2)
+
+
+@pytest.fixture
+def workers(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """The pids of the worker processes the test's fits start."""
+    pids: list[int] = []
+    start = halves.TrainingHalves.__init__
+
+    def recording(self: halves.TrainingHalves, plan: object) -> None:
+        start(self, plan)  # type: ignore[arg-type]
+        pids.append(self.pid)
+
+    monkeypatch.setattr(halves.TrainingHalves, "__init__", recording)
+    yield pids
+    for pid in pids:  # every worker is gone once its fit returned or raised
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def convolutional(dropout: float = 0.3, **dense: object) -> lm.Model:
+    model = lm.Model(
+        [
+            L.Conv2D(1, 4, 3, activation="relu"),
+            L.MaxPool2D(2),
+            L.Flatten(),
+            L.Dropout(dropout),
+            L.Dense(3 * 3 * 4, 3, activation="softmax", **dense),  # type: ignore[arg-type]
+        ],
+        seed=0,
+        dtype="float64",
+    )
+    model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+    return model
+
+
+def data(n: int = 96) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(1)
+    return rng.random((n, 8, 8, 1)), rng.integers(0, 3, n)
+
+
+def trained(build: Callable[[], lm.Model], split: bool, **fit: object) -> list[np.ndarray]:
+    processes = halves.training_processes
+    halves.training_processes = processes if split else (lambda plan: 1)  # type: ignore[assignment]
+    try:
+        model = build()
+        X, y = data()
+        model.fit(X, y, epochs=2, batch_size=40, verbose=0, **fit)  # type: ignore[arg-type]
+        return [theta.copy() for _, theta, _ in model.parameters()]
+    finally:
+        halves.training_processes = processes  # type: ignore[assignment]
+
+
+def assert_same(split: list[np.ndarray], one: list[np.ndarray]) -> None:
+    for a, b in zip(split, one, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "fit",
+    [{}, {"class_weight": {0: 1.0, 1: 3.0, 2: 0.5}}, {"sample_weight": np.linspace(0, 2, 96)}],
+    ids=["plain", "class weights", "sample weights"],
+)
+def test_a_split_fit_trains_the_parameters_of_a_one_process_fit(
+    fit: dict[str, object], workers: list[int]
+) -> None:
+    # batches of 40, 40 and 16 rows: two split steps and one too small to split, per epoch
+    assert_same(trained(convolutional, True, **fit), trained(convolutional, False, **fit))
+    assert len(workers) == 2  # one worker per epoch
+
+
+def test_penalties_are_added_once_and_dropout_drops_the_same_units(workers: list[int]) -> None:
+    def build() -> lm.Model:
+        return convolutional(dropout=0.5, weight_l2=0.1, bias_l1=0.01)
+
+    assert_same(trained(build, True), trained(build, False))
+
+
+def test_a_recurrent_model_splits_as_well(workers: list[int]) -> None:
+    def build() -> lm.Model:
+        model = lm.Model([L.GRU(2, 5), L.Dense(5, 1)], seed=0, dtype="float64")
+        model.compile(loss="mse", optimizer="adam")
+        return model
+
+    processes = halves.training_processes
+    rng = np.random.default_rng(2)
+    X, y = rng.random((96, 6, 2)), rng.random((96, 1))
+    results = []
+    for split in (True, False):
+        halves.training_processes = processes if split else (lambda plan: 1)  # type: ignore[assignment]
+        try:
+            model = build()
+            model.fit(X, y, epochs=1, batch_size=48, verbose=0)
+            results.append([theta.copy() for _, theta, _ in model.parameters()])
+        finally:
+            halves.training_processes = processes  # type: ignore[assignment]
+    assert_same(*results)
+    assert len(workers) == 1
+
+
+def test_dropout_keeps_its_rows_of_the_whole_batch_mask() -> None:
+    layer = L.Dropout(0.5)
+    x = np.ones((10, 4))
+    state = layer.rng.bit_generator.state
+    whole = layer.forward(x, training=True)
+    layer.rng.bit_generator.state = state
+    layer.batch_part = (6, 10, 10)
+    np.testing.assert_array_equal(layer.forward(x[6:], training=True), whole[6:])
+
+
+class Custom(L.Dense):
+    """A user's layer: it does not split unless its class says so."""
+
+
+class SplitCustom(L.Dense):
+    splits_over_batch = True
+
+
+@pytest.mark.parametrize(
+    ("layers", "expected"),
+    [
+        ([L.Conv2D(1, 2, 3), L.Flatten(), L.Dense(72, 2)], 2),
+        ([L.Flatten(), L.Dense(64, 2)], 1),  # a Dense stack: bounded by its products
+        ([L.Conv2D(1, 2, 3), L.BatchNorm(), L.Flatten(), L.Dense(72, 2)], 1),  # batch statistics
+        ([L.Conv2D(1, 2, 3), L.Flatten(), Custom(72, 2)], 1),
+        ([L.Conv2D(1, 2, 3), L.Flatten(), SplitCustom(72, 2)], 2),
+    ],
+    ids=["cnn", "dense", "batchnorm", "custom", "custom that says so"],
+)
+def test_which_models_split(layers: list[L.Layer], expected: int) -> None:
+    with registered(Custom), registered(SplitCustom):
+        model = lm.Model(layers, seed=0)
+        model.compile(loss="mse", optimizer="sgd")
+        assert halves.training_processes(model.plan) == expected
+
+
+def test_one_blas_thread_a_mask_or_an_observer_keeps_one_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    model = convolutional()
+    monkeypatch.setattr(halves, "current_blas_threads", lambda: 1)  # fit(threads=1)
+    assert halves.training_processes(model.plan) == 1
+    monkeypatch.setattr(halves, "current_blas_threads", lambda: 2)
+    model.plan.observers.append(lambda name, layer, outputs: None)
+    assert halves.training_processes(model.plan) == 1
+    masked = lm.Model([L.Masking(0.0), L.GRU(2, 3), L.Dense(3, 1)], seed=0)
+    masked.compile(loss="mse", optimizer="sgd")
+    assert halves.training_processes(masked.plan) == 1
+
+
+class Kill(lm.callbacks.Callback):
+    def __init__(self, model: lm.Model, how: str) -> None:
+        super().__init__()
+        self.target, self.how = model, how
+
+    def on_batch_end(self, batch: int, logs: dict[str, float] | None = None) -> None:
+        if self.how == "interrupt":
+            raise KeyboardInterrupt
+        worker = self.target.plan.halves
+        assert worker is not None
+        os.kill(worker.pid, signal.SIGKILL)
+
+
+def test_a_killed_worker_is_named_with_the_fix(workers: list[int]) -> None:
+    model = convolutional()
+    X, y = data()
+    with pytest.raises(WorkerError, match=r"stopped \(killed by signal 9\).*threads=1"):
+        model.fit(X, y, epochs=1, batch_size=40, verbose=0, callbacks=[Kill(model, "kill")])
+    assert model.plan.halves is None
+    assert all(np.isfinite(theta).all() for _, theta, _ in model.parameters())
+
+
+def test_ctrl_c_stops_the_worker(workers: list[int]) -> None:
+    model = convolutional()
+    X, y = data()
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(X, y, epochs=1, batch_size=40, verbose=0, callbacks=[Kill(model, "interrupt")])
+    assert len(workers) == 1 and model.plan.halves is None
+
+
+class FailsInWorker(L.Flatten):
+    splits_over_batch = True
+    parent = os.getpid()
+
+    def forward(self, inputs: np.ndarray, *, training: bool = False) -> np.ndarray:
+        if os.getpid() != self.parent:
+            raise ValueError("only the worker's rows fail")
+        return super().forward(inputs, training=training)
+
+
+def test_an_error_in_the_worker_is_raised_here_with_its_message(workers: list[int]) -> None:
+    with registered(FailsInWorker):
+        model = lm.Model([L.Conv2D(1, 2, 3), FailsInWorker(), L.Dense(72, 2)], seed=0)
+        model.compile(loss="mse", optimizer="sgd")
+        X = np.random.default_rng(0).random((64, 8, 8, 1))
+        with pytest.raises(WorkerError, match="ValueError: only the worker's rows fail"):
+            model.fit(X, np.zeros((64, 2)), epochs=1, batch_size=64, verbose=0)
+
+
+def test_divergence_is_undone_as_in_one_process(workers: list[int]) -> None:
+    model = convolutional(dropout=0.0)
+    model.compile(loss="categorical_crossentropy", optimizer=lm.optimizers.SGD(1e300))
+    X, y = data()
+    with pytest.warns(RuntimeWarning, match="diverged.*taken back to its state after step 1"):
+        model.fit(X, y, epochs=1, batch_size=40, verbose=0)
+    assert all(np.isfinite(theta).all() for _, theta, _ in model.parameters())
