@@ -67,8 +67,11 @@ Pair = tuple[int, int]
 KERNEL: Pair = (3, 3)
 #: the pooling whose windows are a tile's outputs
 POOL: Pair = (2, 2)
-#: tiles per pass (W2's second convolution: 32 of its 128 images, 25 tiles each)
-CHUNK_TILES = 800
+#: tiles per pass (W2's second convolution: 8 images, 25 tiles each — a pass's tiles and
+#: products, 0.4 and 0.8 MB, stay in a core's 1 MB L2 cache: a W2 training step split over
+#: two processes, both cores busy, took 16–19.5 ms with 200 tiles against 19.5–25 ms with
+#: 800; inference and the one-process step did not change beyond the machine's noise)
+CHUNK_TILES = 200
 #: below this many input channels the products are too thin to pay for the transforms
 #: (W2's first convolution, C = 1, stays with im2col)
 MIN_CHANNELS = 16
@@ -189,7 +192,7 @@ def forward(
 
     Done over :func:`image_chunks`, so that each chunk's tiles and products are still in
     cache when the next transform reads them (W2's second convolution, inference: 5.3–6.4
-    ms in one pass over the batch, 4.0–4.1 ms in chunks of 32 images).
+    ms in one pass over the batch, 4.0–4.1 ms in chunks of 32 images; see CHUNK_TILES).
 
     Shape: padded (N, Hp, Wp, C), weights (3, 3, C, F), biases (F,) -> (4, N·th·tw, F)
     """
