@@ -102,20 +102,31 @@ def test_penalties_are_added_once_and_dropout_drops_the_same_units(workers: list
     assert_same(trained(build, True), trained(build, False))
 
 
-def test_a_recurrent_model_splits_as_well(workers: list[int]) -> None:
-    def build() -> lm.Model:
-        model = lm.Model([L.GRU(2, 5), L.Dense(5, 1)], seed=0, dtype="float64")
-        model.compile(loss="mse", optimizer="adam")
-        return model
-
-    processes = halves.training_processes
+def gru_regression() -> tuple[lm.Model, np.ndarray, np.ndarray]:
+    model = lm.Model([L.GRU(2, 5), L.Dense(5, 1)], seed=0, dtype="float64")
+    model.compile(loss="mse", optimizer="adam")
     rng = np.random.default_rng(2)
-    X, y = rng.random((96, 6, 2)), rng.random((96, 1))
+    return model, rng.random((96, 6, 2)), rng.random((96, 1))
+
+
+def embedded_gru() -> tuple[lm.Model, np.ndarray, np.ndarray]:
+    layers = [L.Embedding(20, 4), L.GRU(4, 6), L.Dense(6, 3, activation="softmax")]
+    model = lm.Model(layers, seed=0, dtype="float64")
+    model.compile(loss="categorical_crossentropy", optimizer="adam")
+    rng = np.random.default_rng(3)
+    return model, rng.integers(0, 20, (96, 7)), rng.integers(0, 3, 96)
+
+
+@pytest.mark.parametrize("build", [gru_regression, embedded_gru], ids=["gru", "embedding ids"])
+def test_a_recurrent_model_splits_as_well(
+    build: Callable[[], tuple[lm.Model, np.ndarray, np.ndarray]], workers: list[int]
+) -> None:
+    processes = halves.training_processes
     results = []
     for split in (True, False):
         halves.training_processes = processes if split else (lambda plan: 1)  # type: ignore[assignment]
         try:
-            model = build()
+            model, X, y = build()
             model.fit(X, y, epochs=1, batch_size=48, verbose=0)
             results.append([theta.copy() for _, theta, _ in model.parameters()])
         finally:
