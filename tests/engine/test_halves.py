@@ -31,13 +31,14 @@ def two_cores(monkeypatch: pytest.MonkeyPatch) -> None:
 def workers(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
     """The pids of the worker processes the test's fits start."""
     pids: list[int] = []
-    start = halves.TrainingHalves.__init__
+    start = halves.TrainingHalves._start
 
-    def recording(self: halves.TrainingHalves, plan: object) -> None:
-        start(self, plan)  # type: ignore[arg-type]
+    def recording(self: halves.TrainingHalves, signature: tuple[object, ...]) -> None:
+        start(self, signature)
         pids.append(self.pid)
 
-    monkeypatch.setattr(halves.TrainingHalves, "__init__", recording)
+    monkeypatch.setattr(halves, "MIN_STEPS", 1)  # the tests' short fits split too
+    monkeypatch.setattr(halves.TrainingHalves, "_start", recording)
     yield pids
     for pid in pids:  # every worker is gone once its fit returned or raised
         with pytest.raises(ProcessLookupError):
@@ -65,14 +66,16 @@ def data(n: int = 96) -> tuple[np.ndarray, np.ndarray]:
     return rng.random((n, 8, 8, 1)), rng.integers(0, 3, n)
 
 
-def trained(build: Callable[[], lm.Model], split: bool, **fit: object) -> list[np.ndarray]:
+def trained(
+    build: Callable[[], lm.Model], split: bool, epochs: int = 2, **fit: object
+) -> list[np.ndarray]:
     processes = halves.training_processes
     halves.training_processes = processes if split else (lambda plan: 1)  # type: ignore[assignment]
     try:
         model = build()
         X, y = data()
-        model.fit(X, y, epochs=2, batch_size=40, verbose=0, **fit)  # type: ignore[arg-type]
-        return [theta.copy() for _, theta, _ in model.parameters()]
+        model.fit(X, y, epochs=epochs, batch_size=40, verbose=0, **fit)  # type: ignore[arg-type]
+        return [theta.copy() for layer in model.layers for theta in layer.params.values()]
     finally:
         halves.training_processes = processes  # type: ignore[assignment]
 
@@ -92,7 +95,7 @@ def test_a_split_fit_trains_the_parameters_of_a_one_process_fit(
 ) -> None:
     # batches of 40, 40 and 16 rows: two split steps and one too small to split, per epoch
     assert_same(trained(convolutional, True, **fit), trained(convolutional, False, **fit))
-    assert len(workers) == 2  # one worker per epoch
+    assert len(workers) == 1  # one worker for the fit's two epochs
 
 
 def test_penalties_are_added_once_and_dropout_drops_the_same_units(workers: list[int]) -> None:
@@ -241,3 +244,29 @@ def test_divergence_is_undone_as_in_one_process(workers: list[int]) -> None:
     with pytest.warns(RuntimeWarning, match="diverged.*taken back to its state after step 1"):
         model.fit(X, y, epochs=1, batch_size=40, verbose=0)
     assert all(np.isfinite(theta).all() for _, theta, _ in model.parameters())
+
+
+def test_a_fit_of_few_steps_never_forks(
+    workers: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(halves, "MIN_STEPS", 20)
+    X, y = data()
+    convolutional().fit(X, y, epochs=3, batch_size=40, verbose=0)  # 9 steps
+    assert workers == []
+
+
+class Changes(lm.callbacks.Callback):
+    """Between epochs: a lower dropout rate, then the first layer frozen."""
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        layers = self.model.layers
+        if epoch == 0:
+            layers[3].rate = 0.1
+        else:
+            layers[0].trainable = False
+
+
+def test_what_callbacks_change_between_epochs_reaches_the_worker(workers: list[int]) -> None:
+    split = trained(convolutional, True, epochs=3, callbacks=[Changes()])
+    assert_same(split, trained(convolutional, False, epochs=3, callbacks=[Changes()]))
+    assert len(workers) == 2  # freezing a layer changed the parameters: a new worker

@@ -36,8 +36,11 @@ without a padding mask or an observer (``callbacks.Diagnostics``, TensorBoard's
 activations), and whose every layer ``splits_over_batch``: lamina's own layers without
 state tensors (BatchNorm's batch statistics need the whole batch), and a user's layer only
 when its class says so. A batch of fewer than ``2 × MIN_ROWS`` rows runs in one process.
-The worker lives for one epoch: a callback that changes a layer between epochs is seen
-by the next epoch's worker.
+The worker lives for the fit (a fork costs ~45 ms), forked at its first split step, and a
+fit of fewer than ``MIN_STEPS`` steps never forks. Each step sends it the Dropout rates
+and Generator states with the inputs; if the trainable parameters change (a callback
+freezes a layer), the next step forks a new worker. A failed exchange leaves the rest of
+the fit in one process.
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ import sys
 import time
 import warnings
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from multiprocessing import Pipe
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
@@ -69,6 +72,10 @@ if TYPE_CHECKING:
 Array = np.ndarray
 #: the fewest rows each process takes: a smaller batch (an epoch's last) runs in one
 MIN_ROWS = 16
+#: the fewest steps a fit must have to fork a worker for them (a fork and its first steps'
+#: page copies cost ~45 ms: 200 one-batch epochs of a small CNN took 49–51 ms each when
+#: every epoch forked, against 2.5–3.5 ms in one process)
+MIN_STEPS = 20
 
 
 def training_processes(plan: ExecutionPlan) -> int:
@@ -92,25 +99,28 @@ def splits_over_batch(layer: Layer) -> bool:
 
 
 @contextmanager
-def split_training(plan: ExecutionPlan) -> Iterator[None]:
-    """Run the block — an epoch of training steps — with ``plan``'s steps split over two
-    processes when :func:`training_processes` says so, on one BLAS thread each; the worker
-    is stopped at the end however the block ends."""
-    if training_processes(plan) < 2:
+def split_training(plan: ExecutionPlan, *, steps: int | None) -> Iterator[None]:
+    """Run the block — a fit's epochs, ``steps`` training steps in all (None: not known) —
+    with ``plan``'s steps split over two processes when :func:`training_processes` says so
+    and there are at least :data:`MIN_STEPS` of them; the worker is forked at the first
+    split step (one per fit: a fork costs ~45 ms) and stopped at the end however the block
+    ends. The epochs pin one BLAS thread (:func:`epoch_threads`)."""
+    if training_processes(plan) < 2 or (steps is not None and steps < MIN_STEPS):
         yield
         return
+    halves = TrainingHalves(plan)
+    plan.halves = halves
     try:
-        halves = TrainingHalves(plan)
-    except OSError as error:  # no memory or processes left for a worker: one process
-        warnings.warn(f"training in one process: {error}", RuntimeWarning, stacklevel=3)
         yield
-        return
-    with ExitStack() as stack:
-        stack.callback(halves.close)
-        plan.halves = halves
-        stack.callback(setattr, plan, "halves", None)
-        stack.enter_context(one_blas_thread())
-        yield
+    finally:
+        plan.halves = None
+        halves.close()
+
+
+def epoch_threads(plan: ExecutionPlan) -> AbstractContextManager[None]:
+    """One BLAS thread for an epoch whose steps may split (:func:`split_training`): each
+    process then has a core; validation between epochs keeps the threads it had."""
+    return one_blas_thread() if plan.halves is not None else nullcontext()
 
 
 class TrainingHalves:
@@ -118,32 +128,51 @@ class TrainingHalves:
 
     def __init__(self, plan: ExecutionPlan) -> None:
         self.plan = plan
-        self.entries = [
-            (layer, key) for layer in plan.layers if layer.trainable for key in layer.params
-        ]
         self.dropouts: list[Dropout] = [
             layer for layer in plan.layers if isinstance(layer, Dropout)
         ]
+        self.entries: list[tuple[Layer, str]] = []
+        self.shared_parameters: list[Array] = []
+        self.shared_gradients: list[Array] = []
+        self.connection: Connection | None = None
+        self.pid = 0
+        self._signature: tuple[Any, ...] | None = None
+        self._split_at: int | None = None  # the rows the last forward kept here
+        self._reaped = True
+        self.retired = False  # after a failure: the rest of the fit in one process
+
+    def _current(self) -> tuple[Any, ...]:
+        """What the worker's copy of the model must still match: the trainable parameters'
+        layers, names, shapes and dtypes (a callback may freeze a layer between epochs)."""
+        return tuple(
+            (id(layer), key, layer.params[key].shape, layer.params[key].dtype.str)
+            for layer in self.plan.layers
+            if layer.trainable
+            for key in layer.params
+        )
+
+    def _start(self, signature: tuple[Any, ...]) -> None:
+        """Fork the worker, with shared memory for the parameters and their gradients."""
+        self.entries = [
+            (layer, key) for layer in self.plan.layers if layer.trainable for key in layer.params
+        ]
         dtypes = {layer.params[key].dtype for layer, key in self.entries} or {np.dtype("f8")}
-        self.dtype = np.result_type(*dtypes)
+        dtype = np.result_type(*dtypes)
         sizes = [layer.params[key].size for layer, key in self.entries]
-        total = max(1, sum(sizes))
-        self._memory = [mmap.mmap(-1, total * self.dtype.itemsize) for _ in range(2)]
-        parameters, gradients = (np.frombuffer(m, dtype=self.dtype) for m in self._memory)
+        self._memory = [mmap.mmap(-1, max(1, sum(sizes)) * dtype.itemsize) for _ in range(2)]
+        parameters, gradients = (np.frombuffer(m, dtype=dtype) for m in self._memory)
         offsets = np.cumsum([0, *sizes])
         self.shared_parameters = self._views(parameters, offsets)
         self.shared_gradients = self._views(gradients, offsets)
-        self._split_at: int | None = None  # the rows the last forward kept here
-        self._reaped = False
         here, there = Pipe(duplex=True)
         with warnings.catch_warnings():  # Python ≥ 3.12 warns of fork with threads running;
             warnings.simplefilter("ignore", DeprecationWarning)  # the worker imports nothing
-            self.pid = os.fork()
-        if self.pid == 0:  # the worker: it never returns
+            pid = os.fork()
+        if pid == 0:  # the worker: it never returns
             here.close()
             _serve(self, there)
         there.close()
-        self.connection: Connection | None = here
+        self.pid, self.connection, self._signature, self._reaped = pid, here, signature, False
 
     def _views(self, flat: Array, offsets: Array) -> list[Array]:
         shapes = [layer.params[key].shape for layer, key in self.entries]
@@ -160,9 +189,18 @@ class TrainingHalves:
         """The outputs of a training forward of ``inputs``, their first half computed here
         and the rest in the worker; None for a batch too small to split."""
         rows = len(inputs)
-        if self.connection is None or rows < 2 * MIN_ROWS:
-            self._split_at = None
+        self._split_at = None
+        if self.retired or rows < 2 * MIN_ROWS or self.plan.observers:
             return None
+        signature = self._current()
+        if self.connection is None or signature != self._signature:
+            self.close()
+            try:
+                self._start(signature)
+            except OSError as error:  # no memory or processes left for a worker
+                self.retired = True
+                warnings.warn(f"training in one process: {error}", RuntimeWarning, stacklevel=4)
+                return None
         split = (rows + 1) // 2
         for (layer, key), shared in zip(self.entries, self.shared_parameters, strict=True):
             shared[...] = layer.params[key]
@@ -170,6 +208,7 @@ class TrainingHalves:
             "start": split,
             "total": rows,
             "random": [layer.rng.bit_generator.state for layer in self.dropouts],
+            "rates": [layer.rate for layer in self.dropouts],  # a callback may change them
         }
         try:
             self._send(b"F", header, inputs[split:])
@@ -178,7 +217,7 @@ class TrainingHalves:
             outputs, _ = self.plan.forward_with_mask(inputs[:split], training=True)
             theirs = self._receive()
         except BaseException:
-            self.close()  # the exchange is out of step: no more splits this epoch
+            self.retire()  # the exchange is out of step
             raise
         finally:
             for layer in self.dropouts:
@@ -199,15 +238,20 @@ class TrainingHalves:
             self.plan.backpropagate(dvalues[:split])
             self._receive()
         except BaseException:
-            self.close()
+            self.retire()
             raise
         for (layer, key), theirs in zip(self.entries, self.shared_gradients, strict=True):
             layer.grads[key] += theirs
         return True
 
+    def retire(self) -> None:
+        """Stop the worker after a failure; the rest of the fit runs in one process."""
+        self.retired = True
+        self.close()
+
     def close(self) -> None:
         """Stop the worker (at once: it holds nothing that needs saving) and free the
-        shared memory; later steps run in one process."""
+        shared memory; a later split step forks a new one."""
         connection, self.connection = self.connection, None
         if connection is None:
             return
@@ -325,8 +369,11 @@ def _compute(halves: TrainingHalves, kind: bytes, header: dict[str, Any], array:
     plan = halves.plan
     if kind == b"F":
         start, total = header["start"], header["total"]
-        for dropout, state in zip(halves.dropouts, header["random"], strict=True):
+        for dropout, state, rate in zip(
+            halves.dropouts, header["random"], header["rates"], strict=True
+        ):
             dropout.rng.bit_generator.state = state
+            dropout.rate = rate
             dropout.batch_part = (start, total, total)
         outputs, _ = plan.forward_with_mask(array, training=True)
         return outputs

@@ -16,7 +16,7 @@ from lamina._params import Flag, Interval, check
 from lamina.callbacks import Callback, CallbackState, Diagnostics, History, Logs, ProgressBar
 from lamina.engine import data
 from lamina.engine.batches import BatchSource
-from lamina.engine.halves import split_training
+from lamina.engine.halves import epoch_threads, split_training
 from lamina.engine.rewind import Rewind, finite_state
 from lamina.engine.statistics import Statistics
 from lamina.errors import NumericalError
@@ -143,30 +143,35 @@ class TrainingLoop:
             callback.set_model(model)
             callback.on_train_begin()
         callbacks_module.resume(self.callbacks, saved)
-        for epoch in range(initial_epoch, epochs):
-            if model.stop_training:  # a resumed callback state says the run had stopped
-                break
-            for callback in self.callbacks:
-                callback.on_epoch_begin(epoch)
-            try:
-                # a diverging run is caught by its loss (NumericalError), not by NumPy warnings
-                with np.errstate(over="ignore", invalid="ignore"):
-                    logs = self.epoch()
-            except NumericalError as error:
-                self.history.divergence = f"epoch {epoch + 1}, {error}"
-                warnings.warn(
-                    f"Training stopped at epoch {epoch + 1}, {error}", RuntimeWarning, stacklevel=4
-                )
-                break
-            if self.validation is not None:
-                X_val, y_val, w_val = self.validation
-                scores = self.validate(X_val, y_val, sample_weight=w_val)
-                logs.update({f"val_{k}": v for k, v in scores.items()})
-            model.epochs_done = epoch + 1
-            for callback in self.callbacks:
-                callback.on_epoch_end(epoch, logs)
-            if model.stop_training:
-                break
+        per_epoch = self.batches.steps
+        steps = None if per_epoch is None else per_epoch * (epochs - initial_epoch)
+        with split_training(model.plan, steps=steps):  # two processes where it pays
+            for epoch in range(initial_epoch, epochs):
+                if model.stop_training:  # a resumed callback state says the run had stopped
+                    break
+                for callback in self.callbacks:
+                    callback.on_epoch_begin(epoch)
+                try:
+                    # a diverging run is caught by its loss (NumericalError), not by NumPy warnings
+                    with np.errstate(over="ignore", invalid="ignore"):
+                        logs = self.epoch()
+                except NumericalError as error:
+                    self.history.divergence = f"epoch {epoch + 1}, {error}"
+                    warnings.warn(
+                        f"Training stopped at epoch {epoch + 1}, {error}",
+                        RuntimeWarning,
+                        stacklevel=4,
+                    )
+                    break
+                if self.validation is not None:
+                    X_val, y_val, w_val = self.validation
+                    scores = self.validate(X_val, y_val, sample_weight=w_val)
+                    logs.update({f"val_{k}": v for k, v in scores.items()})
+                model.epochs_done = epoch + 1
+                for callback in self.callbacks:
+                    callback.on_epoch_end(epoch, logs)
+                if model.stop_training:
+                    break
         for callback in self.callbacks:
             callback.on_train_end()
 
@@ -177,7 +182,7 @@ class TrainingLoop:
         statistics = Statistics(model.metrics)
         steps = 0
         rewind = Rewind(model, self.batches, self.step)
-        with split_training(model.plan):  # two processes where it pays (engine/halves.py)
+        with epoch_threads(model.plan):  # one BLAS thread a process if steps split
             for step, (xb, yb, wb) in enumerate(self.batches):
                 rewind.before_step()
                 try:
