@@ -141,21 +141,15 @@ class TrainingHalves:
         self._reaped = True
         self.retired = False  # after a failure: the rest of the fit in one process
 
-    def _current(self) -> tuple[Any, ...]:
-        """What the worker's copy of the model must still match: the trainable parameters'
-        layers, names, shapes and dtypes (a callback may freeze a layer between epochs)."""
-        return tuple(
-            (id(layer), key, layer.params[key].shape, layer.params[key].dtype.str)
-            for layer in self.plan.layers
-            if layer.trainable
-            for key in layer.params
-        )
+    def _trainable(self) -> list[tuple[Layer, str]]:
+        """(layer, name) of every trainable parameter, in the arena's order."""
+        layers = self.plan.layers
+        return [(layer, key) for layer in layers if layer.trainable for key in layer.params]
 
-    def _start(self, signature: tuple[Any, ...]) -> None:
-        """Fork the worker, with shared memory for the parameters and their gradients."""
-        self.entries = [
-            (layer, key) for layer in self.plan.layers if layer.trainable for key in layer.params
-        ]
+    def _start(self, entries: list[tuple[Layer, str]]) -> None:
+        """Fork the worker for these parameters, with shared memory for their values and
+        gradients."""
+        self.entries = entries
         dtypes = {layer.params[key].dtype for layer, key in self.entries} or {np.dtype("f8")}
         dtype = np.result_type(*dtypes)
         sizes = [layer.params[key].size for layer, key in self.entries]
@@ -172,7 +166,8 @@ class TrainingHalves:
             here.close()
             _serve(self, there)
         there.close()
-        self.pid, self.connection, self._signature, self._reaped = pid, here, signature, False
+        self.pid, self.connection, self._reaped = pid, here, False
+        self._signature = _shapes(entries)
 
     def _views(self, flat: Array, offsets: Array) -> list[Array]:
         shapes = [layer.params[key].shape for layer, key in self.entries]
@@ -192,11 +187,11 @@ class TrainingHalves:
         self._split_at = None
         if self.retired or rows < 2 * MIN_ROWS or self.plan.observers:
             return None
-        signature = self._current()
-        if self.connection is None or signature != self._signature:
+        entries = self._trainable()  # a callback may have frozen a layer between epochs
+        if self.connection is None or _shapes(entries) != self._signature:
             self.close()
             try:
-                self._start(signature)
+                self._start(entries)
             except OSError as error:  # no memory or processes left for a worker
                 self.retired = True
                 warnings.warn(f"training in one process: {error}", RuntimeWarning, stacklevel=4)
@@ -222,7 +217,6 @@ class TrainingHalves:
         finally:
             for layer in self.dropouts:
                 layer.batch_part = None
-        assert theirs is not None
         self._split_at = split
         return np.concatenate([outputs, theirs])
 
@@ -275,7 +269,7 @@ class TrainingHalves:
         except OSError as error:  # a broken pipe: the worker is gone
             raise self._stopped() from error
 
-    def _receive(self) -> Array | None:
+    def _receive(self) -> Array:
         assert self.connection is not None
         try:
             kind, header, array = _receive(self.connection)
@@ -307,6 +301,15 @@ class TrainingHalves:
         if os.WIFSIGNALED(status):
             return f" (killed by signal {os.WTERMSIG(status)})"
         return f" (exit code {os.WEXITSTATUS(status)})"
+
+
+def _shapes(entries: list[tuple[Layer, str]]) -> tuple[Any, ...]:
+    """What the worker's copy of the model must still match: each trainable parameter's
+    layer, name, shape and dtype."""
+    return tuple(
+        (id(layer), key, layer.params[key].shape, layer.params[key].dtype.str)
+        for layer, key in entries
+    )
 
 
 def _send(connection: Connection, kind: bytes, header: dict[str, Any], array: Array) -> None:

@@ -146,34 +146,40 @@ class TrainingLoop:
         per_epoch = self.batches.steps
         steps = None if per_epoch is None else per_epoch * (epochs - initial_epoch)
         with split_training(model.plan, steps=steps):  # two processes where it pays
-            for epoch in range(initial_epoch, epochs):
-                if model.stop_training:  # a resumed callback state says the run had stopped
-                    break
-                for callback in self.callbacks:
-                    callback.on_epoch_begin(epoch)
-                try:
-                    # a diverging run is caught by its loss (NumericalError), not by NumPy warnings
-                    with np.errstate(over="ignore", invalid="ignore"):
-                        logs = self.epoch()
-                except NumericalError as error:
-                    self.history.divergence = f"epoch {epoch + 1}, {error}"
-                    warnings.warn(
-                        f"Training stopped at epoch {epoch + 1}, {error}",
-                        RuntimeWarning,
-                        stacklevel=4,
-                    )
-                    break
-                if self.validation is not None:
-                    X_val, y_val, w_val = self.validation
-                    scores = self.validate(X_val, y_val, sample_weight=w_val)
-                    logs.update({f"val_{k}": v for k, v in scores.items()})
-                model.epochs_done = epoch + 1
-                for callback in self.callbacks:
-                    callback.on_epoch_end(epoch, logs)
-                if model.stop_training:
-                    break
+            self._epochs(initial_epoch, epochs)
         for callback in self.callbacks:
             callback.on_train_end()
+
+    def _epochs(self, initial_epoch: int, epochs: int) -> None:
+        """The epochs of :meth:`epochs_of`, each followed by its validation and callbacks."""
+        model = self.model
+        for epoch in range(initial_epoch, epochs):
+            if model.stop_training:  # a resumed callback state says the run had stopped
+                break
+            for callback in self.callbacks:
+                callback.on_epoch_begin(epoch)
+            try:
+                # a diverging run is caught by its loss (NumericalError), not by NumPy warnings
+                # (one BLAS thread a process when the steps split over two: engine/halves.py)
+                with np.errstate(over="ignore", invalid="ignore"), epoch_threads(model.plan):
+                    logs = self.epoch()
+            except NumericalError as error:
+                self.history.divergence = f"epoch {epoch + 1}, {error}"
+                warnings.warn(
+                    f"Training stopped at epoch {epoch + 1}, {error}",
+                    RuntimeWarning,
+                    stacklevel=5,  # the user's fit(...) line
+                )
+                break
+            if self.validation is not None:
+                X_val, y_val, w_val = self.validation
+                scores = self.validate(X_val, y_val, sample_weight=w_val)
+                logs.update({f"val_{k}": v for k, v in scores.items()})
+            model.epochs_done = epoch + 1
+            for callback in self.callbacks:
+                callback.on_epoch_end(epoch, logs)
+            if model.stop_training:
+                break
 
     def epoch(self) -> Logs:
         """One pass over the batches; returns the (sample-)weighted epoch statistics."""
@@ -182,28 +188,27 @@ class TrainingLoop:
         statistics = Statistics(model.metrics)
         steps = 0
         rewind = Rewind(model, self.batches, self.step)
-        with epoch_threads(model.plan):  # one BLAS thread a process if steps split
-            for step, (xb, yb, wb) in enumerate(self.batches):
-                rewind.before_step()
-                try:
-                    _, sample_losses, scores = self.step(xb, yb, wb)
-                except NumericalError:
-                    reason = f"step {step + 1}: the loss is NaN or inf (training diverged)"
-                    raise NumericalError(rewound(rewind, step, reason)) from None
-                if not rewind.after_step():
-                    reason = f"step {step + 1} left NaN/inf values (training diverged)"
-                    raise NumericalError(rewound(rewind, step, reason))
-                steps += 1
-                penalty = model.regularization_penalty() if regularized else 0.0
-                logs = statistics.add(sample_losses, scores, wb, penalty)
-                running = statistics.result() if self.running_wanted else logs
-                for callback in self.callbacks:
-                    callback.on_batch_end(step, running if callback.running_logs else logs)
-                if model.stop_training:  # a callback (TerminateOnNaN) asked to stop now
-                    break
-            if not finite_state(model):
-                reason = "the epoch left NaN/inf parameters or optimizer state (training diverged)"
-                raise NumericalError(rewound(rewind, steps, reason))
+        for step, (xb, yb, wb) in enumerate(self.batches):
+            rewind.before_step()
+            try:
+                _, sample_losses, scores = self.step(xb, yb, wb)
+            except NumericalError:
+                reason = f"step {step + 1}: the loss is NaN or inf (training diverged)"
+                raise NumericalError(rewound(rewind, step, reason)) from None
+            if not rewind.after_step():
+                reason = f"step {step + 1} left NaN/inf values (training diverged)"
+                raise NumericalError(rewound(rewind, step, reason))
+            steps += 1
+            penalty = model.regularization_penalty() if regularized else 0.0
+            logs = statistics.add(sample_losses, scores, wb, penalty)
+            running = statistics.result() if self.running_wanted else logs
+            for callback in self.callbacks:
+                callback.on_batch_end(step, running if callback.running_logs else logs)
+            if model.stop_training:  # a callback (TerminateOnNaN) asked to stop now
+                break
+        if not finite_state(model):
+            reason = "the epoch left NaN/inf parameters or optimizer state (training diverged)"
+            raise NumericalError(rewound(rewind, steps, reason))
         return statistics.result()
 
 

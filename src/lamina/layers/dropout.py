@@ -56,7 +56,7 @@ class Dropout(Layer):
             return inputs
         generator = self.rng if training else self.sampling
         assert generator is not None
-        part = self.batch_part if training else None
+        part = self.batch_part  # set only around a split training step
         if part is None:
             keep = generator.random(inputs.shape, dtype=np.float32) >= self.rate
         else:
