@@ -55,8 +55,10 @@ class Product:
 
     @property
     def flops(self) -> int:
-        batch = int(np.prod(np.broadcast_shapes(self.a_shape[:-2], self.b_shape[:-2]) or (1,)))
-        return 2 * batch * self.a_shape[-2] * self.a_shape[-1] * self.b_shape[-1]
+        a = self.a_shape if len(self.a_shape) > 1 else (1, *self.a_shape)  # a vector: a row
+        b = self.b_shape if len(self.b_shape) > 1 else (*self.b_shape, 1)  # … or a column
+        batch = int(np.prod(np.broadcast_shapes(a[:-2], b[:-2]) or (1,)))
+        return 2 * batch * a[-2] * a[-1] * b[-1]
 
 
 def _order(array: np.ndarray) -> str:

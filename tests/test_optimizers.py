@@ -309,3 +309,50 @@ def test_clipnorm_keeps_a_diverging_run_finite() -> None:
         assert diverged is should_diverge
         if not should_diverge:
             assert len(history.epoch) == 20 and np.isfinite(history.history["loss"]).all()
+
+
+# -- subnormal slots (lamina/subnormals.py) ---------------------------------------------------
+
+
+def steps_with_subnormal_slots(name: str, flush_every: int, monkeypatch: pytest.MonkeyPatch):
+    """θ after 48 float32 steps whose gradient is 0 on a third of the entries, the slots of
+    those entries started subnormal (what ~750 steps of zero gradient make of a moment)."""
+    from lamina import subnormals
+
+    monkeypatch.setattr(subnormals, "EVERY", flush_every)
+    optimizer = OPTIMIZERS.lookup(name)(**({"momentum": 0.9} if name == "sgd" else {}))
+    rng = np.random.default_rng(0)
+    theta = rng.standard_normal(3000).astype(np.float32)
+    dead = np.arange(3000) % 3 == 0
+    tiny = np.finfo(np.float32).tiny
+    for step in range(48):
+        grad = (rng.standard_normal(3000) * 1e-2).astype(np.float32)
+        grad[dead] = 0
+        optimizer.step([("theta", theta, grad)])
+        if step == 0:
+            for slot in optimizer.slots["theta"].values():
+                slot[dead] = tiny * rng.uniform(0.01, 0.99, dead.sum()).astype(np.float32)
+    slots = optimizer.slots["theta"].values()
+    subnormal = sum(int(((slot != 0) & (np.abs(slot) < tiny)).sum()) for slot in slots)
+    return theta, subnormal
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_flushing_subnormal_slots_changes_no_parameter(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kept, subnormal_kept = steps_with_subnormal_slots(name, 10**9, monkeypatch)
+    flushed, subnormal_flushed = steps_with_subnormal_slots(name, 16, monkeypatch)
+    assert subnormal_kept > 0  # the slots did hold subnormals without the flush
+    assert subnormal_flushed == 0  # step 48 flushed them
+    np.testing.assert_array_equal(flushed, kept)  # bit for bit
+
+
+def test_flush_keeps_nan_inf_and_normal_values() -> None:
+    from lamina.subnormals import flush
+
+    values = np.array([1e-39, -1e-39, np.nan, np.inf, -np.inf, 1.0, -2e-38, 0.0], np.float32)
+    flush(values, np.empty_like(values))
+    np.testing.assert_array_equal(
+        values, np.array([0, 0, np.nan, np.inf, -np.inf, 1.0, -2e-38, 0], np.float32)
+    )

@@ -3,6 +3,8 @@
 Every optimizer applies the 1/t learning-rate decay of notes §1.4,
 ``ηₜ = η₀ / (1 + decay · t)``, with t the number of optimizer steps already taken, and keeps
 its per-parameter state in named slots (``optimizer.slots["dense/weights"]["momentum"]``).
+Every 16 steps the slots' subnormal values are set to 0 (``lamina.subnormals``: x86 CPUs
+compute on them tens of times slower; no parameter changes).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any, cast
 
 import numpy as np
 
+from lamina import subnormals
 from lamina._params import Interval, checked, rule
 from lamina._registry import Registry
 from lamina.errors import ConfigError, invalid
@@ -80,15 +83,25 @@ class Optimizer:
         if not parameters:  # a model without trainable parameters: nothing to update
             return
         self._clip([grad for _, _, grad in parameters] if flat is None else [flat[1]])
+        flush = self.iterations % subnormals.EVERY == 0  # lamina/subnormals.py
         if flat is not None:
             theta, grad = flat
             slots = self._flat_slots(parameters, theta)
             self.update(theta, grad, slots, learning_rate, self._scratch_like(theta))
+            if flush:
+                self._flush(slots, theta)
             return
         for key, theta, grad in parameters:
             if key not in self.slots:
                 self.slots[key] = {name: np.zeros_like(theta) for name in self.slot_names}
             self.update(theta, grad, self.slots[key], learning_rate, self._scratch_like(theta))
+            if flush:
+                self._flush(self.slots[key], theta)
+
+    def _flush(self, slots: dict[str, Array], theta: Array) -> None:
+        """Subnormal slot values to 0 (``lamina.subnormals``: slow on x86, no effect on θ)."""
+        for array in slots.values():
+            subnormals.flush(array, self._scratch_like(theta))
 
     def _flat_slots(self, parameters: Sequence[ParameterGroup], theta: Array) -> dict[str, Array]:
         keys = tuple(key for key, _, _ in parameters)

@@ -9,6 +9,7 @@ import numpy as np
 from lamina import initializers
 from lamina._params import checked
 from lamina.errors import ShapeError
+from lamina.layers._bias import bias_gradient
 from lamina.layers.activated import ActivatedLayer, with_activation_built
 from lamina.layers.base import (
     LAYERS,
@@ -146,7 +147,7 @@ class Dense(ActivatedLayer):
         if dz.ndim > 2:
             rows, dz_rows = rows.reshape(-1, rows.shape[-1]), dz.reshape(-1, self.n_neurons)
         np.matmul(rows.T, dz_rows, out=grads["weights"])
-        np.sum(dz_rows, axis=0, out=grads["biases"])
+        bias_gradient(dz_rows, out=grads["biases"])  # Σ rows of δ, as 1ᵀδ (_bias.py)
         self.add_regularization_gradients()
         if not self.input_grad:
             return None
