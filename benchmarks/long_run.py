@@ -10,7 +10,8 @@ at the end of each epoch.
 
 Systems: ``lamina``; ``lamina-unflushed``, lamina with the flush of subnormal slots turned
 off (what lamina did before it); ``torch``, PyTorch CPU (``torch.set_flush_denormal`` left
-at its default, off).
+at its default, off); ``torch-flushed``, PyTorch with ``torch.set_flush_denormal(True)``
+(the processor's flush-to-zero mode, for every operation of the process).
 
 Run (a quiet machine; ~1 minute per system and epoch at batch 32):
     python benchmarks/long_run.py --epochs 3 --batch-size 32 --repeats 2
@@ -35,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from peers import WORKLOADS, load_data
 
-SYSTEMS = ("lamina", "lamina-unflushed", "torch")
+SYSTEMS = ("lamina", "lamina-unflushed", "torch", "torch-flushed")
 
 
 def subnormal_share(arrays: Sequence[np.ndarray]) -> float:
@@ -46,7 +47,7 @@ def subnormal_share(arrays: Sequence[np.ndarray]) -> float:
 
 
 def momenta(system: str, trainer: Any) -> list[np.ndarray]:
-    if system == "torch":
+    if system.startswith("torch"):
         state = trainer.optimizer.state.values()
         return [s["exp_avg"].numpy() for s in state if "exp_avg" in s]
     slots = trainer.model.optimizer.slots.values()
@@ -58,9 +59,13 @@ def run_worker(system: str, epochs: int, batch_size: int) -> list[dict[str, floa
         from lamina import subnormals
 
         subnormals.EVERY = 10**12
+    if system == "torch-flushed":
+        import torch
+
+        torch.set_flush_denormal(True)
     workload = WORKLOADS["w1"]
     (X, y), _ = load_data(workload, limit=None)
-    builder = workload.builders["torch" if system == "torch" else "lamina"]
+    builder = workload.builders["torch" if system.startswith("torch") else "lamina"]
     trainer = builder(0, batch_size)
     steps = -(-len(X) // batch_size)
     results = []

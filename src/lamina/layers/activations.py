@@ -13,7 +13,7 @@ import numpy as np
 from scipy.special import erf
 
 from lamina._params import Instance, Interval, Options, checked, rule
-from lamina.layers._rows import row_max
+from lamina.layers._rows import row_max, row_sum
 from lamina.layers.base import LAYERS, Array, Layer
 
 
@@ -253,9 +253,9 @@ class Softmax(Activation):
         return self.forward_inplace(inputs.copy(), training=training)
 
     def forward_inplace(self, inputs: Array, *, training: bool = False) -> Array:
-        inputs -= row_max(inputs)  # fast for many short rows (lamina.layers._rows)
+        inputs -= row_max(inputs)  # max and Σ fast for short rows (lamina.layers._rows)
         exponentials = np.exp(inputs, out=inputs)
-        exponentials /= exponentials.sum(axis=-1, keepdims=True)
+        exponentials /= row_sum(exponentials)
         self._output = exponentials
         return exponentials
 
