@@ -22,6 +22,24 @@ def test_dense_computes_xw_plus_b() -> None:
     np.testing.assert_array_equal(out, [[5.5, 7, 8], [8.5, 10, 11]])
 
 
+@pytest.mark.parametrize("rows", [1, 2, 33])
+def test_dense_gradients_are_the_notes_sums_for_any_batch(rows: int) -> None:
+    # ∂L/∂W = Xᵀδ, ∂L/∂b = Σᵢ δᵢ, ∂L/∂X = δWᵀ (notes §1.3); one row takes the outer product
+    rng = np.random.default_rng(8)
+    dense = L.Dense(7, 5)
+    dense.build(rng)
+    x = rng.standard_normal((rows, 7)).astype(np.float32)
+    delta = rng.standard_normal((rows, 5)).astype(np.float32)
+    dense.forward(x, training=True)
+    dx = dense.backward(delta)
+    expected = x.astype(np.float64).T @ delta.astype(np.float64)
+    np.testing.assert_allclose(dense.grads["weights"], expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(dense.grads["biases"], delta.sum(axis=0), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(dx, delta @ dense.params["weights"].T, rtol=1e-5, atol=1e-5)
+    if rows == 1:  # the outer product is exact: each element is one product
+        np.testing.assert_array_equal(dense.grads["weights"], np.outer(x[0], delta[0]))
+
+
 @pytest.mark.parametrize(
     ("init", "check"),
     [

@@ -146,7 +146,11 @@ class Dense(ActivatedLayer):
         rows, dz_rows = self._inputs, dz  # N-D (a sequence): every step is a row of the sums
         if dz.ndim > 2:
             rows, dz_rows = rows.reshape(-1, rows.shape[-1]), dz.reshape(-1, self.n_neurons)
-        np.matmul(rows.T, dz_rows, out=grads["weights"])
+        if len(rows) == 1:  # Xᵀδ of one row is the outer product, exact either way; NumPy's
+            # matmul of K = 1 is slow (784 × 1 · 1 × 128: 135 µs, K = 2 15 µs, outer 49 µs)
+            np.multiply(rows.T, dz_rows, out=grads["weights"])
+        else:
+            np.matmul(rows.T, dz_rows, out=grads["weights"])
         bias_gradient(dz_rows, out=grads["biases"])  # Σ rows of δ, as 1ᵀδ (_bias.py)
         self.add_regularization_gradients()
         if not self.input_grad:
