@@ -71,6 +71,21 @@ def test_tiles_compute_the_notes_convolution_and_its_gradients(
         assert relative_error(actual, wanted) <= 1e-12
 
 
+@pytest.mark.parametrize("inference_tiles", [winograd.INFERENCE_CHUNK_TILES, 20, 1])
+def test_an_inference_forward_in_its_own_passes_gives_the_training_blocks(
+    inference_tiles: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(winograd, "INFERENCE_CHUNK_TILES", inference_tiles)
+    rng = np.random.default_rng(22)
+    images = rng.standard_normal((5, 10, 9, 16))
+    kernels, biases = rng.standard_normal((3, 3, 16, 4)), rng.standard_normal(4)
+    grid = winograd.tile_grid((8, 7), None)
+    trained, _ = winograd.forward(images, kernels, biases, grid, Workspace(), training=True)
+    inferred, cache = winograd.forward(images, kernels, biases, grid, Workspace(), training=False)
+    assert cache is None
+    assert relative_error(inferred, trained) <= 1e-12  # the same products, in other passes
+
+
 def test_the_blocks_are_the_pool_order_of_a_2x2_pooling() -> None:
     # block a·2 + b, row (n, i, j) holds output pixel (2i + a, 2j + b); only ⌊out/2⌋ tiles
     rng = np.random.default_rng(22)

@@ -72,6 +72,12 @@ POOL: Pair = (2, 2)
 #: two processes, both cores busy, took 16–19.5 ms with 200 tiles against 19.5–25 ms with
 #: 800; inference and the one-process step did not change beyond the machine's noise)
 CHUNK_TILES = 200
+#: tiles per pass of an inference forward, which keeps no tiles for a backward: fewer,
+#: larger NumPy calls hold the GIL less often, so two inference threads (``engine/spread``)
+#: overlap better (Intel Xeon, W2 predict over 2,560 images, three alternations: 15.3–16.0k
+#: samples/s with 800 tiles against 12.0–14.0k with 200; one thread 12.8–13.0k against
+#: 12.1–12.4k; 3,200 tiles and whole batches no better than 800)
+INFERENCE_CHUNK_TILES = 800
 #: below this many input channels the products are too thin to pay for the transforms
 #: (W2's first convolution, C = 1, stays with im2col)
 MIN_CHANNELS = 16
@@ -122,10 +128,10 @@ class WinogradCache:
     padded_shape: tuple[int, ...]
 
 
-def image_chunks(batch: int, grid: Pair) -> list[slice]:
-    """The images of a batch in runs of about CHUNK_TILES tiles, the unit each pass of
-    :func:`forward` and :func:`backward` works on."""
-    step = max(1, CHUNK_TILES // (grid[0] * grid[1]))
+def image_chunks(batch: int, grid: Pair, tiles: int | None = None) -> list[slice]:
+    """The images of a batch in runs of about ``tiles`` tiles (default CHUNK_TILES), the
+    unit each pass of :func:`forward` and :func:`backward` works on."""
+    step = max(1, (CHUNK_TILES if tiles is None else tiles) // (grid[0] * grid[1]))
     return [slice(start, min(start + step, batch)) for start in range(0, batch, step)]
 
 
@@ -192,7 +198,8 @@ def forward(
 
     Done over :func:`image_chunks`, so that each chunk's tiles and products are still in
     cache when the next transform reads them (W2's second convolution, inference: 5.3–6.4
-    ms in one pass over the batch, 4.0–4.1 ms in chunks of 32 images; see CHUNK_TILES).
+    ms in one pass over the batch, 4.0–4.1 ms in chunks of 32 images; see CHUNK_TILES; an
+    inference forward uses INFERENCE_CHUNK_TILES).
 
     Shape: padded (N, Hp, Wp, C), weights (3, 3, C, F), biases (F,) -> (4, N·th·tw, F)
     """
@@ -204,7 +211,7 @@ def forward(
     outputs = workspace.empty("outputs", (4, count, filters), dtype)
     kept = workspace.empty("tiles", (16, count, channels), dtype) if training else None
     output_transform = transforms(dtype)[2]
-    for images in image_chunks(n, grid):
+    for images in image_chunks(n, grid, None if training else INFERENCE_CHUNK_TILES):
         rows = tile_rows(images, grid)
         size = rows.stop - rows.start
         if kept is None:
