@@ -100,8 +100,9 @@ class Optimizer:
 
     def _flush(self, slots: dict[str, Array], theta: Array) -> None:
         """Subnormal slot values to 0 (``lamina.subnormals``: slow on x86, no effect on θ)."""
+        scratch = self._scratch_like(theta)
         for array in slots.values():
-            subnormals.flush(array, self._scratch_like(theta))
+            subnormals.flush(array, scratch)
 
     def _flat_slots(self, parameters: Sequence[ParameterGroup], theta: Array) -> dict[str, Array]:
         keys = tuple(key for key, _, _ in parameters)
