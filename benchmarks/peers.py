@@ -76,6 +76,10 @@ DISTRIBUTIONS = {  # name shown in the report -> distribution to ask for its ver
     "threadpoolctl": "threadpoolctl",
 }
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+# Variables that steer the math libraries' kernels and threads: reported whenever a worker
+# inherits one (a shell or a CI image may set OPENBLAS_CORETYPE, and then the kernels are
+# not OpenBLAS's own choice)
+MATH_LIBRARY_PREFIXES = ("OPENBLAS_", "GOTO", "MKL_", "OMP_", "KMP_", "DNNL_", "ONEDNN_")
 SEED = 0
 WARMUP_STEPS = 20
 INFERENCE_REPEATS = 3
@@ -556,10 +560,19 @@ class Job:
 
 
 def worker_environment(threads: int, extra: Mapping[str, str]) -> dict[str, str]:
+    """The parent's environment, the thread counts, then ``--env`` (``KEY=`` removes KEY)."""
     env = dict(os.environ)
     env.update({name: str(threads) for name in THREAD_VARIABLES})
     env.update(extra)  # after the thread variables, so that --env can override them
-    return env
+    return {key: value for key, value in env.items() if not (key in extra and value == "")}
+
+
+def reported_environment(env: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, str]:
+    """What the report names: the thread counts, every inherited math-library variable and
+    each ``--env`` (a removed one as ``KEY=`` with "(removed)")."""
+    names = [*THREAD_VARIABLES, *sorted(k for k in env if k.startswith(MATH_LIBRARY_PREFIXES))]
+    names += [key for key in extra if key not in names]
+    return {name: env.get(name, "(removed)") for name in dict.fromkeys(names)}
 
 
 def launch(job: Job, args: argparse.Namespace, env: Mapping[str, str]) -> Result:
@@ -875,7 +888,7 @@ def run_parent(args: argparse.Namespace) -> int:
         "cpu": cpu_model(),
         "platform": platform.platform(),
         "threads": args.threads,
-        "env": {name: env[name] for name in (*THREAD_VARIABLES, *args.env)},
+        "env": reported_environment(env, args.env),
         "versions": versions(),
         "blas": blas_summary(runs),
         "repeats": args.repeats,
@@ -968,7 +981,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="set in every worker's environment (repeatable)",
+        help="set in every worker's environment (repeatable); KEY= removes KEY from it, "
+        "e.g. OPENBLAS_CORETYPE= lets OpenBLAS choose its kernels when the shell sets them",
     )
     parser.add_argument(
         "--results-dir", type=Path, default=HERE / "results", help="where the JSON goes"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -25,8 +26,13 @@ def run_peers(systems: str, results_dir: Path) -> tuple[str, dict[str, Any]]:
         # One thread: a multi-threaded OpenBLAS slows down many-fold when other jobs
         # (parallel test runs) hold the cores, and this test only checks the plumbing.
         "--threads", "1", "--env", "LAMINA_BENCH_SMOKE=1",
+        "--env", "OPENBLAS_CORETYPE=",  # removed: OpenBLAS chooses its kernels itself
     ]  # fmt: skip
-    process = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    # an inherited math-library variable, which the report must name
+    env = {**os.environ, "OPENBLAS_VERBOSE": "0"}
+    process = subprocess.run(
+        command, capture_output=True, text=True, timeout=120, check=False, env=env
+    )
     assert process.returncode == 0, process.stderr
     [path] = results_dir.glob("w1-*.json")
     return process.stdout, json.loads(path.read_text())
@@ -52,6 +58,9 @@ def test_lamina_run_prints_a_table_and_writes_results(tmp_path: Path) -> None:
     assert results["meta"]["threads"] == 1
     assert results["meta"]["env"]["OPENBLAS_NUM_THREADS"] == "1"
     assert results["meta"]["env"]["LAMINA_BENCH_SMOKE"] == "1"
+    assert results["meta"]["env"]["OPENBLAS_CORETYPE"] == "(removed)"
+    assert results["meta"]["env"]["OPENBLAS_VERBOSE"] == "0"
+    assert "OPENBLAS_CORETYPE=(removed)" in report and "OPENBLAS_VERBOSE=0" in report
     assert set(results["meta"]["versions"]) >= {"python", "numpy", "lamina"}
     # lamina's matrix-product limit (step_profile.limits), and its fraction, per workload
     [run] = results["runs"]
