@@ -78,7 +78,8 @@ DISTRIBUTIONS = {  # name shown in the report -> distribution to ask for its ver
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 # Variables that steer the math libraries' kernels and threads: reported whenever a worker
 # inherits one (a shell or a CI image may set OPENBLAS_CORETYPE, and then the kernels are
-# not OpenBLAS's own choice)
+# not OpenBLAS's own choice); lamina.system's list, not imported from there because a
+# PyTorch worker must not load lamina
 MATH_LIBRARY_PREFIXES = ("OPENBLAS_", "GOTO", "MKL_", "OMP_", "KMP_", "DNNL_", "ONEDNN_")
 SEED = 0
 WARMUP_STEPS = 20

@@ -34,6 +34,7 @@ from lamina.io import load_model
 from lamina.lr_finder import LRFinderResult, lr_finder
 from lamina.model import Model
 from lamina.registration import register
+from lamina.system import show_versions, system_info
 from lamina.threads import blas_threads
 
 __all__ = [
@@ -63,4 +64,6 @@ __all__ = [
     "register",
     "registration",
     "regularizers",
+    "show_versions",
+    "system_info",
 ]

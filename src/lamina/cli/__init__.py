@@ -1,5 +1,5 @@
 """The ``lamina`` command: train, evaluate, predict, info, cv, search, export,
-gradcheck, trace, lr-find.
+gradcheck, trace, lr-find, system.
 
 Every error prints one line, ``lamina: error: ...``, and exits with status 2 (a run that
 diverged: status 1); ``--debug`` shows the traceback instead. Text that comes from a file
@@ -8,7 +8,7 @@ hostile file cannot send escape sequences to the terminal (:mod:`lamina.cli.outp
 
 The commands live in :mod:`~lamina.cli.train`, :mod:`~lamina.cli.inspect` (evaluate,
 predict, info), :mod:`~lamina.cli.search` (cv, search), :mod:`~lamina.cli.tools`
-(export, gradcheck) and :mod:`~lamina.cli.diagnose` (trace, lr-find); the parser below
+(export, gradcheck, system) and :mod:`~lamina.cli.diagnose` (trace, lr-find); the parser below
 names them through this module, so that one can be replaced here (as the tests do).
 """
 
@@ -27,7 +27,7 @@ from lamina.cli.diagnose import lr_find_command, trace_command
 from lamina.cli.inspect import evaluate_command, info_command, predict_command, read_image
 from lamina.cli.output import error_message, one_line, printable, show_warning
 from lamina.cli.search import DEFAULT_OUTPUT, cv_command, search_command
-from lamina.cli.tools import export_command, gradcheck_command
+from lamina.cli.tools import export_command, gradcheck_command, system_command
 from lamina.cli.train import train_command
 from lamina.datasets.images import IMAGE_SUFFIXES
 from lamina.threads import blas_threads
@@ -45,6 +45,7 @@ __all__ = [
     "printable",
     "read_image",
     "search_command",
+    "system_command",
     "trace_command",
     "train_command",
 ]
@@ -256,6 +257,12 @@ def _parser() -> argparse.ArgumentParser:
     lr_find.add_argument("--batch-size", type=_integer(1), help="default: [train] batch_size")
     lr_find.add_argument("--out", type=Path, help="where to write lr_find.png")
     lr_find.set_defaults(command=lr_find_command, action="run the learning-rate range test")
+
+    system = commands.add_parser(
+        "system", help="versions, CPU, BLAS libraries and the kernels they run (for speed)"
+    )
+    system.add_argument("--json", action="store_true", help="print one JSON object")
+    system.set_defaults(command=system_command, action="describe the system")
     return parser
 
 

@@ -1,12 +1,13 @@
-"""``lamina export`` (a saved model to ONNX) and ``lamina gradcheck`` (the numerical gradient
-checks of every registered layer and loss)."""
+"""``lamina export`` (a saved model to ONNX), ``lamina gradcheck`` (the numerical gradient
+checks of every registered layer and loss) and ``lamina system`` (what lamina runs on)."""
 
 from __future__ import annotations
 
 import argparse
+import json
 
 import lamina
-from lamina import checks, onnx
+from lamina import checks, onnx, system
 
 
 def export_command(args: argparse.Namespace) -> int:
@@ -33,3 +34,9 @@ def gradcheck_command(args: argparse.Namespace) -> int:
         )
     print(f"{len(cases) - failures} of {len(cases)} checks passed (float64, tolerance 1e-6)")
     return 1 if failures else 0
+
+
+def system_command(args: argparse.Namespace) -> int:
+    info = system.system_info()
+    print(json.dumps(info, indent=2) if args.json else system.format_system_info(info))
+    return 0
