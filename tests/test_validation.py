@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from lamina.errors import InputError
-from lamina.validation import check_finite, sums_finite
+from lamina.validation import ROW_SUMS_FROM, check_finite, sums_finite
 
 LAYOUTS = {
     "C 2-D": lambda a: a,
@@ -44,6 +44,15 @@ def test_inf_and_minus_inf_in_one_row_are_found() -> None:
     array[2, 1], array[2, 6] = np.inf, -np.inf  # the row's sum is NaN, not a finite value
     with pytest.raises(InputError, match="2 inf value"):
         check_finite(array, "X")
+
+
+@pytest.mark.parametrize("width", [1, ROW_SUMS_FROM - 1, ROW_SUMS_FROM])
+def test_short_and_long_rows_alike(width: int) -> None:
+    # rows shorter than ROW_SUMS_FROM are summed by add.reduce (no per-row output)
+    array = np.ones((50, width), np.float32)
+    assert sums_finite(array)
+    array[49, width - 1] = np.nan
+    assert not sums_finite(array)
 
 
 def test_finite_and_empty_arrays_pass() -> None:
