@@ -4,6 +4,8 @@ and the fused pooling's blocks; and the scratch memory it reuses (lamina.layers.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -84,6 +86,24 @@ def test_an_inference_forward_in_its_own_passes_gives_the_training_blocks(
     inferred, cache = winograd.forward(images, kernels, biases, grid, Workspace(), training=False)
     assert cache is None
     assert relative_error(inferred, trained) <= 1e-12  # the same products, in other passes
+
+
+def test_inference_passes_follow_the_l2_cache(tmp_path: Path) -> None:
+    assert winograd.inference_chunk_tiles(1 << 20) == 400  # AMD Zen 5, 1 MB a core
+    assert winograd.inference_chunk_tiles(2 << 20) == 800  # Intel Xeon, 2 MB
+    assert winograd.inference_chunk_tiles(256 << 10) == 200  # at least 200
+    assert winograd.inference_chunk_tiles(32 << 20) == 800  # at most 800
+    assert winograd.inference_chunk_tiles(None) == 800  # unknown: the Xeon's measured size
+    for text, size in (("1024K\n", 1 << 20), ("2M", 2 << 20), ("524288", 1 << 19)):
+        (tmp_path / "size").write_text(text)
+        assert winograd.core_l2_bytes(str(tmp_path / "size")) == size
+    for text in ("", "K", "-1K", "0K", "lots"):
+        (tmp_path / "size").write_text(text)
+        assert winograd.core_l2_bytes(str(tmp_path / "size")) is None
+    assert winograd.core_l2_bytes(str(tmp_path / "missing")) is None
+    assert winograd.INFERENCE_CHUNK_TILES == winograd.inference_chunk_tiles(
+        winograd.core_l2_bytes()
+    )
 
 
 def test_the_blocks_are_the_pool_order_of_a_2x2_pooling() -> None:
