@@ -16,11 +16,16 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import platform
-import sys
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["MATH_LIBRARY_PREFIXES", "kernel_advice", "show_versions", "system_info"]
+__all__ = [
+    "MATH_LIBRARY_PREFIXES",
+    "format_system_info",
+    "kernel_advice",
+    "show_versions",
+    "system_info",
+]
 
 #: environment variables that steer the math libraries' kernels and threads
 MATH_LIBRARY_PREFIXES = ("OPENBLAS_", "GOTO", "MKL_", "OMP_", "KMP_", "DNNL_", "ONEDNN_")
@@ -61,8 +66,7 @@ def math_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]
 def blas_libraries() -> list[dict[str, Any]]:
     """The BLAS libraries loaded in this process (threadpoolctl): API, version, kernels,
     threading layer, threads and file."""
-    import numpy  # noqa: F401  # loads NumPy's BLAS, so that threadpoolctl finds it
-    from threadpoolctl import threadpool_info
+    from threadpoolctl import threadpool_info  # NumPy, loaded with lamina, brought its BLAS
 
     keys = ("internal_api", "version", "architecture", "threading_layer", "num_threads")
     return [
@@ -98,6 +102,7 @@ def kernel_advice(
 def system_info() -> dict[str, Any]:
     """Versions, platform, CPU, BLAS libraries, math-library variables and kernel advice."""
     from lamina._version import __version__
+    from lamina.threads import usable_cores
 
     versions = {"lamina": __version__, "python": platform.python_version()}
     for name in PACKAGES:
@@ -112,7 +117,7 @@ def system_info() -> dict[str, Any]:
         "versions": versions,
         "platform": platform.platform(),
         "cpu": cpu,
-        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "cores": usable_cores(),
         "blas": libraries,
         "environment": environment,
         "advice": kernel_advice(cpu, libraries, environment),
@@ -147,4 +152,4 @@ def format_system_info(info: Mapping[str, Any]) -> str:
 
 def show_versions() -> None:
     """Print :func:`system_info` (the text of ``lamina system``)."""
-    print(format_system_info(system_info()), file=sys.stdout)
+    print(format_system_info(system_info()))
