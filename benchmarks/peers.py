@@ -46,6 +46,7 @@ import json
 import os
 import platform
 import shlex
+import signal
 import statistics
 import subprocess
 import sys
@@ -576,6 +577,44 @@ def reported_environment(env: Mapping[str, str], extra: Mapping[str, str]) -> di
     return {name: env.get(name, "(removed)") for name in dict.fromkeys(names)}
 
 
+#: one small float32 product: what every worker does first, in a few milliseconds
+BLAS_PROBE = "import numpy as np; a = np.ones((96, 96), np.float32); print(float((a @ a)[0, 0]))"
+
+
+def blas_problem(env: Mapping[str, str]) -> str | None:
+    """Why NumPy's BLAS cannot run in the workers' environment, or None when it can.
+
+    A variable such as ``OPENBLAS_CORETYPE=SKYLAKEX`` on a processor without AVX-512 makes
+    every product die with SIGILL; without this probe each of the run's workers would fail
+    the same way, and the report would be a table of failures."""
+    process = subprocess.run(
+        [sys.executable, "-c", BLAS_PROBE], env=env, capture_output=True, text=True, check=False
+    )
+    if process.returncode == 0 and process.stdout.strip() == "96.0":
+        return None
+    if process.returncode < 0:
+        how = f"died of {signal.Signals(-process.returncode).name}"
+    else:
+        tail = process.stderr.strip().splitlines()[-1:] or [process.stdout.strip()]
+        how = f"failed ({tail[0]})"
+    chosen = {k: v for k, v in env.items() if k.startswith(MATH_LIBRARY_PREFIXES)}
+    variables = ", ".join(f"{k}={v}" for k, v in sorted(chosen.items())) or "none"
+    hint = ""
+    if process.returncode == -signal.SIGILL:
+        from lamina.system import cpu_description
+
+        avx512 = {True: "has", False: "has no", None: "may lack"}[cpu_description()["avx512"]]
+        hint = (
+            " SIGILL is an instruction this CPU does not have: kernels chosen for another "
+            f"processor (this one {avx512} AVX-512)."
+        )
+    return (
+        f"a float32 product in the workers' environment {how}.{hint} Math-library variables: "
+        f"{variables}. Fix: remove or change the variable (--env KEY= removes one), e.g. "
+        "OPENBLAS_CORETYPE=Haswell on an AVX2 processor."
+    )
+
+
 def launch(job: Job, args: argparse.Namespace, env: Mapping[str, str]) -> Result:
     command = [
         sys.executable, str(Path(__file__).resolve()),
@@ -680,6 +719,52 @@ def summarize(runs: Sequence[Result], workload: str, batch_size: int, system: st
         "train_spread": max(train) / min(train),
         "inference_spread": max(inference) / min(inference),
     }
+
+
+def paired_ratios(
+    runs: Sequence[Result], workload: str, batch_size: int, peer: str
+) -> dict[str, list[float]]:
+    """Per repeat, lamina's run ÷ the peer's run of the same repeat (they ran one after the
+    other): a machine that speeds up or slows down between repeats moves both runs of a
+    pair alike, so these ratios drift less than the two systems' medians do."""
+
+    def by_repeat(system: str) -> dict[int, Result]:
+        return {
+            r["repeat"]: r
+            for r in runs
+            if r["kind"] == "throughput"
+            and "error" not in r
+            and (r["workload"], r["batch_size"], r["system"]) == (workload, batch_size, system)
+        }
+
+    mine, theirs = by_repeat("lamina"), by_repeat(peer)
+    repeats = sorted(mine.keys() & theirs.keys())
+    return {
+        kind: [mine[k][key] / theirs[k][key] for k in repeats]
+        for kind, key in (
+            ("train", "train_samples_per_s"),
+            ("inference", "inference_samples_per_s"),
+        )
+    }
+
+
+def paired_line(
+    runs: Sequence[Result], workload: str, batch_size: int, peers: Sequence[str]
+) -> list[str]:
+    """The repeat-by-repeat ratios of lamina to each peer: median and range."""
+    parts = []
+    for peer in peers:
+        ratios = paired_ratios(runs, workload, batch_size, peer)
+        if not ratios["train"]:
+            continue
+        shown = [
+            f"{kind} {statistics.median(values):.2f}× ({min(values):.2f}–{max(values):.2f})"
+            for kind, values in ratios.items()
+        ]
+        parts.append(f"{peer} {', '.join(shown)}")
+    if not parts:
+        return []
+    return ["", "lamina ÷ peer repeat by repeat, median (range): " + "; ".join(parts)]
 
 
 def cpu_model() -> str:
@@ -831,6 +916,9 @@ def report(
             )
             if spreads:
                 lines += ["", f"Spread (max ÷ min over repeats, train/inference): {spreads}"]
+            if "lamina" in systems[name]:
+                peers = [s for s in systems[name] if s != "lamina"]
+                lines += paired_line(runs, name, batch_size, peers)
             lines += limit_line(summaries.get("lamina"))
         if args.accuracy_epochs:
             lines += [
@@ -857,11 +945,16 @@ def write_results(
             str(b): {s: summarize(runs, name, b, s) for s in systems[name]}
             for b in args.batch_sizes
         }
+        paired = {
+            str(b): {s: paired_ratios(runs, name, b, s) for s in systems[name] if s != "lamina"}
+            for b in args.batch_sizes
+        }
         document = {
             "workload": name,
             "description": WORKLOADS[name].description,
             "meta": meta,
             "summary": summary,
+            "paired_ratios": paired,
             "runs": [r for r in runs if r["workload"] == name],
         }
         path = args.results_dir / f"{name}-{stamp}.json"
@@ -876,6 +969,10 @@ def run_parent(args: argparse.Namespace) -> int:
     load_before = load_average()
     systems = available_systems(args)
     env = worker_environment(args.threads, args.env)
+    problem = blas_problem(env)
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     jobs = plan(args, systems)
     runs = []
     for index, job in enumerate(jobs, start=1):

@@ -132,3 +132,53 @@ def test_accuracy_quick_run_prints_the_table(tmp_path: Path) -> None:
     for run in results["runs"]:
         assert len(run["test_accuracy"]) == 2
         assert all(0.0 <= accuracy <= 1.0 for accuracy in run["test_accuracy"])
+
+
+def load_peers() -> Any:
+    spec = importlib.util.spec_from_file_location("peers_under_test", PEERS)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_paired_ratios_divide_the_runs_of_each_repeat() -> None:
+    # the machine slows down by 2× in repeat 1: the pairs keep lamina ÷ torch at 2 and 3
+    peers = load_peers()
+
+    def run(system: str, repeat: int, train: float, inference: float) -> dict[str, Any]:
+        return {
+            "kind": "throughput", "workload": "w1", "batch_size": 32, "system": system,
+            "repeat": repeat, "train_samples_per_s": train, "inference_samples_per_s": inference,
+        }  # fmt: skip
+
+    runs = [
+        run("lamina", 0, 200.0, 300.0), run("torch", 0, 100.0, 100.0),
+        run("lamina", 1, 100.0, 150.0), run("torch", 1, 50.0, 50.0),
+        run("lamina", 2, 999.0, 999.0),  # its torch run failed: no pair
+        {"kind": "throughput", "workload": "w1", "batch_size": 32, "system": "torch",
+         "repeat": 2, "error": "exit code 1"},
+    ]  # fmt: skip
+    ratios = peers.paired_ratios(runs, "w1", 32, "torch")
+    assert ratios == {"train": [2.0, 2.0], "inference": [3.0, 3.0]}
+    [_, line] = peers.paired_line(runs, "w1", 32, ["torch"])
+    assert line.endswith("torch train 2.00× (2.00–2.00), inference 3.00× (3.00–3.00)")
+    assert peers.paired_line(runs, "w1", 32, ["sklearn"]) == []
+
+
+def test_a_worker_environment_that_breaks_numpy_stops_the_run_naming_it(tmp_path: Path) -> None:
+    # what OPENBLAS_CORETYPE=SKYLAKEX does on a CPU without AVX-512: every product dies of
+    # SIGILL. A NumPy that kills itself the same way stands in for it on any machine.
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    (fake / "numpy.py").write_text("import os, signal\nos.kill(os.getpid(), signal.SIGILL)\n")
+    command = [
+        sys.executable, str(PEERS), "--systems", "lamina", "--limit", "256", "--repeats", "1",
+        "--results-dir", str(tmp_path / "results"), "--env", f"PYTHONPATH={fake}",
+    ]  # fmt: skip
+    process = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert process.returncode == 2
+    assert "died of SIGILL" in process.stderr and "Fix:" in process.stderr
+    assert "Traceback" not in process.stderr and not (tmp_path / "results").exists()
+    assert load_peers().blas_problem(dict(os.environ)) is None  # this environment works
