@@ -64,9 +64,18 @@ def test_a_bad_thread_count_is_refused_before_training() -> None:
     model = lm.Model([L.Dense(2, 2, activation="softmax")], seed=0)
     model.compile(loss="categorical_crossentropy", optimizer="sgd")
     before = weights(model)
-    for bad in (0, -1, True, 1.5, "2"):
-        with pytest.raises(ConfigError, match="threads must be a positive whole number"):
+    for bad in (0, -1, True, 1.5, "2", 10**6, 2**70):  # 2**70: more than C's int holds
+        with pytest.raises(ConfigError, match=r"threads must be a whole number .* from 1 to"):
             model.fit(np.zeros((4, 2)), np.array([0, 1, 0, 1]), verbose=0, threads=bad)  # type: ignore[arg-type]
     assert model.epochs_done == 0
     for a, b in zip(before, weights(model), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_more_threads_than_usable_cores_warns_and_names_the_cores(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("lamina.threads.usable_cores", lambda: 1)
+    with pytest.warns(RuntimeWarning, match=r"threads=2 is more than the 1 cores.*threads=1"):
+        with lm.blas_threads(2):
+            pass

@@ -14,6 +14,7 @@ import functools
 import operator
 import os
 import threading
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -102,14 +103,31 @@ def _blas_libraries() -> list[Any]:
     return [lib for lib in ThreadpoolController().lib_controllers if lib.user_api == "blas"]
 
 
+#: more BLAS threads than any machine has cores: refused (OpenBLAS would start its maximum)
+MAX_THREADS = 1024
+
+
 def _checked_count(threads: object) -> int:
+    """A thread count: a whole number in [1, MAX_THREADS]; above the usable cores, a
+    warning (the extra threads share cores: slower, and the BLAS libraries cap the count
+    at their own maximum, 64 for NumPy's OpenBLAS, so the count a model records is theirs)."""
     try:
         count = operator.index(threads)  # type: ignore[arg-type]
     except TypeError:
         count = 0
-    if isinstance(threads, bool) or count < 1:
+    cores = usable_cores()
+    if isinstance(threads, bool) or not 1 <= count <= MAX_THREADS:
         raise ConfigError(
-            f"threads must be a positive whole number of BLAS threads, got {threads!r}. "
-            "Fix: pass e.g. threads=1 (best beside another busy process) or threads=2."
+            f"threads must be a whole number of BLAS threads from 1 to {MAX_THREADS}, got "
+            f"{threads!r}. Fix: pass e.g. threads=1 (best beside another busy process) or "
+            f"threads={cores} (the cores this process may use)."
+        )
+    if count > cores:
+        warnings.warn(
+            f"threads={count} is more than the {cores} cores this process may use: the "
+            "extra BLAS threads share cores, which slows the matrix products down. "
+            f"Fix: threads={cores} or fewer.",
+            RuntimeWarning,
+            stacklevel=4,
         )
     return count

@@ -62,3 +62,8 @@ def test_evaluate_and_predict_take_threads(
     assert model.blas_threads == 1
     assert cli.main(["train", str(config), "--threads", "0"]) == 2
     assert "--threads: expected an integer >= 1" in capsys.readouterr().err
+    # a count no machine has: one line naming the bound, no traceback, nothing trained
+    assert cli.main(["train", str(config), "--threads", str(2**70)]) == 2
+    err = capsys.readouterr().err
+    assert "threads must be a whole number of BLAS threads from 1 to 1024" in err
+    assert "Traceback" not in err
