@@ -195,3 +195,28 @@ def test_sample_weight_reaches_the_network_and_labels_key_class_weight() -> None
     assert not np.allclose(weighted.predict_proba(X), plain.predict_proba(X))
     same = LaminaClassifier(epochs=3).fit(X, y, sample_weight=np.ones(40))
     np.testing.assert_array_equal(same.predict_proba(X), plain.predict_proba(X))
+
+
+def test_random_state_is_the_seed_under_scikit_learns_name() -> None:
+    X, y = lm.datasets.vertical(30, 3, seed=0)
+
+    def first_weights(**arguments: object) -> np.ndarray:
+        net = LaminaClassifier(hidden_layer_sizes=(5,), epochs=1, **arguments).fit(X, y)
+        return net.model_.layers[0].params["weights"].copy()
+
+    np.testing.assert_array_equal(first_weights(random_state=7), first_weights(seed=7))
+    np.testing.assert_array_equal(first_weights(random_state=7, seed=7), first_weights(seed=7))
+    assert not np.array_equal(first_weights(random_state=7), first_weights(random_state=8))
+    # a RandomState gives every fit a new seed, drawn from it: reproducible as a sequence
+    drawn = [first_weights(random_state=np.random.RandomState(3)) for _ in range(2)]
+    np.testing.assert_array_equal(*drawn)
+    shared = np.random.RandomState(3)
+    assert not np.array_equal(
+        first_weights(random_state=shared), first_weights(random_state=shared)
+    )
+    assert clone(LaminaClassifier(random_state=5)).get_params()["random_state"] == 5
+    with pytest.raises(ConfigError, match=r"random_state=7 and seed=8.*pass only one"):
+        LaminaClassifier(random_state=7, seed=8).fit(X, y)
+    for bad in (-1, 1.5, "0", True, np.random.default_rng(0)):
+        with pytest.raises(ConfigError, match="random_state"):
+            LaminaRegressor(random_state=bad).fit(X, y.astype(float))  # type: ignore[arg-type]

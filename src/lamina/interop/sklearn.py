@@ -101,6 +101,7 @@ class _LaminaEstimator(BaseEstimator):
         verbose: int = 0,
         class_weight: str | dict[Any, float] | None = None,
         dtype: str = "auto",
+        random_state: int | np.random.RandomState | None = None,
     ) -> None:
         self.build = build
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -115,8 +116,37 @@ class _LaminaEstimator(BaseEstimator):
         self.verbose = verbose
         self.class_weight = class_weight
         self.dtype = dtype
+        self.random_state = random_state
 
-    def _new_model(self, n_features: int, n_outputs: int, dtype: np.dtype) -> Any:
+    def _seed(self) -> int | None:
+        """The seed of this fit: ``random_state`` where given (scikit-learn's name: an int,
+        or a ``RandomState`` that gives a new seed every fit), else ``seed``."""
+        state = self.random_state
+        if state is None:
+            return self.seed
+        if self.seed not in (0, None) and self.seed != state:
+            raise ConfigError(
+                invalid(
+                    "random_state",
+                    "one seed: random_state or seed, not two different ones",
+                    f"random_state={state!r} and seed={self.seed!r}",
+                    "pass only one of them",
+                )
+            )
+        if isinstance(state, np.random.RandomState):
+            return int(state.randint(np.iinfo(np.int32).max))
+        if isinstance(state, int | np.integer) and not isinstance(state, bool) and state >= 0:
+            return int(state)
+        raise ConfigError(
+            invalid(
+                "random_state",
+                "None, an int >= 0 or a numpy.random.RandomState",
+                repr(state),
+                "pass e.g. random_state=0",
+            )
+        )
+
+    def _new_model(self, n_features: int, n_outputs: int, dtype: np.dtype, seed: int | None) -> Any:
         if self.build is not None:
             if not callable(self.build):
                 raise ConfigError(
@@ -126,7 +156,7 @@ class _LaminaEstimator(BaseEstimator):
                         type(self.build).__name__,
                     )
                 )
-            model = self.build(n_features, n_outputs, self.seed)
+            model = self.build(n_features, n_outputs, seed)
             if getattr(model, "loss", None) is None:
                 raise ConfigError(
                     invalid(
@@ -163,7 +193,7 @@ class _LaminaEstimator(BaseEstimator):
             )
         )
         optimizer = optimizers.OPTIMIZERS.lookup(self.optimizer)(learning_rate=self.learning_rate)
-        model = Model(layers, seed=self.seed, dtype=dtype)
+        model = Model(layers, seed=seed, dtype=dtype)
         return model.compile(loss=self._loss, optimizer=optimizer, metrics=self._metrics)
 
     def _train(
@@ -178,7 +208,7 @@ class _LaminaEstimator(BaseEstimator):
             dtype = np.dtype(np.float32 if X.dtype == np.float32 else np.float64)
         else:
             dtype = np.dtype(self.dtype)
-        model = self._new_model(X.shape[1], n_outputs, dtype)
+        model = self._new_model(X.shape[1], n_outputs, dtype, self._seed())
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
         model.fit(
@@ -219,6 +249,9 @@ class LaminaClassifier(ClassifierMixin, _LaminaEstimator):
             its learning rate.
         weight_l2: L2 penalty on every Dense layer's weights (notes §1.6).
         seed: seeds the initial weights, shuffling and dropout; None for fresh entropy.
+        random_state: scikit-learn's name for it: an int, or a ``RandomState`` that
+            gives each fit a new seed; when given, it is the seed (a different ``seed``
+            beside it is an error).
         class_weight: ``"balanced"`` or ``{label: weight}`` (labels as in ``y``), as
             ``Model.fit`` takes it; classifiers only.
         dtype: the network's float type: ``"auto"`` (X's: float32 data trains in float32,
