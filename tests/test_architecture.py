@@ -168,3 +168,27 @@ def test_the_tests_mirror_the_package() -> None:
     )
     assert len(folders) >= 8
     assert [name for name in folders if not (PACKAGE / name / "__init__.py").exists()] == []
+
+
+def test_a_dense_network_trains_and_predicts_without_loading_scipy() -> None:
+    # SciPy (exact GELU's erf) costs a process ~0.3 s, ~27 MB and a second OpenBLAS thread
+    # pool beside NumPy's: it is imported where it is used, not with lamina
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, numpy as np, lamina as lm\n"
+        "m = lm.Model([lm.layers.Dense(4, 8, activation='relu'),"
+        " lm.layers.Dense(8, 2, activation='softmax')], seed=0)\n"
+        "m.compile(loss='categorical_crossentropy', optimizer='adam', metrics=['accuracy'])\n"
+        "m.fit(np.random.rand(64, 4), np.arange(64) % 2, epochs=1, verbose=0)\n"
+        "m.predict(np.random.rand(5, 4))\n"
+        "print(sorted(name for name in sys.modules if name.split('.')[0] == 'scipy'))\n"
+        "lm.layers.GELU().forward(np.zeros((2, 2)))\n"
+        "print('scipy.special' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:2] == ["[]", "True"], done.stdout
