@@ -693,14 +693,21 @@ def progress(index: int, total: int, result: Result) -> None:
     )
 
 
-def summarize(runs: Sequence[Result], workload: str, batch_size: int, system: str) -> Result | None:
-    mine = [
+def throughput_runs(
+    runs: Sequence[Result], workload: str, batch_size: int, system: str
+) -> list[Result]:
+    """The successful throughput runs of one system at one workload and batch size."""
+    return [
         r
         for r in runs
         if r["kind"] == "throughput"
         and "error" not in r
         and (r["workload"], r["batch_size"], r["system"]) == (workload, batch_size, system)
     ]
+
+
+def summarize(runs: Sequence[Result], workload: str, batch_size: int, system: str) -> Result | None:
+    mine = throughput_runs(runs, workload, batch_size, system)
     if not mine:
         return None
     train = [r["train_samples_per_s"] for r in mine]
@@ -729,13 +736,7 @@ def paired_ratios(
     pair alike, so these ratios drift less than the two systems' medians do."""
 
     def by_repeat(system: str) -> dict[int, Result]:
-        return {
-            r["repeat"]: r
-            for r in runs
-            if r["kind"] == "throughput"
-            and "error" not in r
-            and (r["workload"], r["batch_size"], r["system"]) == (workload, batch_size, system)
-        }
+        return {r["repeat"]: r for r in throughput_runs(runs, workload, batch_size, system)}
 
     mine, theirs = by_repeat("lamina"), by_repeat(peer)
     repeats = sorted(mine.keys() & theirs.keys())

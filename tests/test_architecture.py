@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -173,9 +175,6 @@ def test_the_tests_mirror_the_package() -> None:
 def test_a_dense_network_trains_and_predicts_without_loading_scipy() -> None:
     # SciPy (exact GELU's erf) costs a process ~0.3 s, ~27 MB and a second OpenBLAS thread
     # pool beside NumPy's: it is imported where it is used, not with lamina
-    import subprocess
-    import sys
-
     script = (
         "import sys, numpy as np, lamina as lm\n"
         "m = lm.Model([lm.layers.Dense(4, 8, activation='relu'),"
