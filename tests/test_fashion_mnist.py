@@ -1,6 +1,7 @@
 """The benchmark workloads (DESIGN §8) learn real Fashion-MNIST: W1, the notes' MLP, reaches
-≥ 0.88 test accuracy in 10 epochs; W2, the CNN of notes §1.11, ≥ 0.90 in 5. W2 with BatchNorm's
-≥ 0.915 on average over seeds is checked by ``benchmarks/claims.py``."""
+≥ 0.88 test accuracy in 10 epochs. W2, the CNN of notes §1.11, ≥ 0.90 in 5 epochs and W2
+with BatchNorm ≥ 0.915, each on average over seeds, are checked by ``benchmarks/claims.py``
+(minutes a seed); the suite runs that script on a small subset so that it keeps working."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ import numpy as np
 
 import lamina as lm
 from lamina.layers import Dense
-from tests.test_problems import load_example
 
 
 def test_w1_reaches_088_test_accuracy_in_10_epochs() -> None:
@@ -44,27 +44,18 @@ def test_w1_reaches_088_test_accuracy_in_10_epochs() -> None:
     assert history.history["loss"][-1] < history.history["loss"][0]
 
 
-def w2_accuracy(*arguments: str) -> float:
-    result = load_example("fashion_mnist_cnn").main(["--epochs", "5", "--verbose", "0", *arguments])
-    return result["accuracy"]
-
-
-def test_w2_cnn_reaches_090_after_5_epochs() -> None:
-    # issue 3's target, with the example's recipe (Adam 2e-3 on a cosine, batch 32, label
-    # smoothing 0.1): 0.9078 here (seeds 1 and 2: 0.9079, 0.9084)
-    assert w2_accuracy() >= 0.90
-
-
 def test_the_slow_claims_script_runs() -> None:
-    # W2 + BatchNorm ≥ 0.915 on average over three seeds (issue 3) is a claim about a mean
-    # of three 5-epoch runs (~5 min here), so benchmarks/claims.py checks it, not the suite
-    # (measured: see benchmarks/README.md); the suite makes sure the script keeps working
+    # W2 ≥ 0.90 and W2 + BatchNorm ≥ 0.915 on average over three seeds (issue 3) are claims
+    # about means of 5-epoch runs (~1.5 min each here), so benchmarks/claims.py checks them,
+    # not the suite (measured: see benchmarks/README.md); the suite keeps the script working
     script = Path(__file__).resolve().parent.parent / "benchmarks" / "claims.py"
     done = subprocess.run(
         [sys.executable, str(script), "--quick"], capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    [row] = [line for line in done.stdout.splitlines() if line.startswith("| w2-batchnorm")]
-    accuracies = [float(value) for value in row.split("|")[2].split(",")]
-    assert len(accuracies) == 2 and all(0.5 < accuracy <= 1.0 for accuracy in accuracies)
-    assert "completed" in row
+    rows = {line.split("|")[1].strip(): line for line in done.stdout.splitlines()[2:]}
+    assert sorted(rows) == ["w2", "w2-batchnorm"]
+    for row in rows.values():
+        accuracies = [float(value) for value in row.split("|")[2].split(",")]
+        assert len(accuracies) == 2 and all(0.5 < accuracy <= 1.0 for accuracy in accuracies)
+        assert "completed" in row
