@@ -23,8 +23,9 @@ Method:
       that reports only the test accuracy: throughput runs are too short to compare it.
 
 A workload is an entry of WORKLOADS: its data (Fashion-MNIST unless it has a ``source``), how
-to turn them into inputs and, per system, how to build the model. W2 (the CNN), W3 (GRU) and
-W3-LSTM (the sequence classifiers) are added there; a system without a builder is skipped.
+to turn them into inputs and, per system, how to build the model. W2 (the CNN), W2-BN (with
+BatchNorm), W3 (GRU) and W3-LSTM (the sequence classifiers) are added there; a system
+without a builder is skipped.
 
 Run:
     make bench                                    # installs ".[bench]", then runs this file
@@ -39,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import importlib
 import importlib.metadata
 import importlib.util
@@ -279,16 +281,21 @@ def images_unit_interval(images: np.ndarray) -> np.ndarray:
     return images.reshape(len(images), 28, 28, 1).astype(np.float32) / np.float32(255.0)
 
 
-def w2_lamina(seed: int, batch_size: int) -> Trainer:
+def w2_lamina(seed: int, batch_size: int, batchnorm: bool = False) -> Trainer:
+    """W2; ``batchnorm``: a BatchNorm between each convolution and its ReLU (Keras' order),
+    which ``predict`` folds into the convolution (``lamina.engine.folding``)."""
     import lamina as lm
-    from lamina.layers import Conv2D, Dense, Dropout, Flatten, MaxPool2D
+    from lamina.layers import BatchNorm, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU
+
+    def block(channels: int, filters: int) -> list[lm.layers.Layer]:
+        if batchnorm:
+            return [Conv2D(channels, filters, 3), BatchNorm(filters), ReLU(), MaxPool2D(2)]
+        return [Conv2D(channels, filters, 3, activation="relu"), MaxPool2D(2)]
 
     model = lm.Model(
         [
-            Conv2D(1, 32, 3, activation="relu"),
-            MaxPool2D(2),
-            Conv2D(32, 64, 3, activation="relu"),
-            MaxPool2D(2),
+            *block(1, 32),
+            *block(32, 64),
             Flatten(),
             Dense(5 * 5 * 64, 128, activation="relu"),
             Dropout(0.5),
@@ -304,19 +311,45 @@ def w2_lamina(seed: int, batch_size: int) -> Trainer:
     return LaminaTrainer(model, batch_size)
 
 
-def w2_torch(seed: int, batch_size: int) -> Trainer:
+def w2_torch(seed: int, batch_size: int, batchnorm: bool = False) -> Trainer:
     import torch
     from torch import nn
 
+    def block(channels: int, filters: int) -> list[nn.Module]:
+        normalized = [nn.BatchNorm2d(filters)] if batchnorm else []
+        return [nn.Conv2d(channels, filters, 3), *normalized, nn.ReLU(), nn.MaxPool2d(2)]
+
     torch.manual_seed(seed)
     module = nn.Sequential(
-        nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
+        *block(1, 32), *block(32, 64),
         nn.Flatten(), nn.Linear(5 * 5 * 64, 128), nn.ReLU(), nn.Dropout(0.5),
         nn.Linear(128, N_CLASSES),
     )  # fmt: skip
     optimizer = torch.optim.Adam(module.parameters(), lr=LEARNING_RATE)
     return TorchTrainer(module, optimizer, batch_size, seed)
+
+
+def w2(batchnorm: bool) -> Workload:
+    """W2, or W2-BN: a BatchNorm between each convolution and its ReLU."""
+    if batchnorm:
+        description = (
+            "W2 with a BatchNorm between each convolution and its ReLU (conv → BatchNorm → "
+            "ReLU → MaxPool; torch: BatchNorm2d), Adam 1e-3"
+        )
+    else:
+        description = (
+            "CNN 28×28×1 → Conv 3×3×32 ReLU → MaxPool 2 → Conv 3×3×64 ReLU → MaxPool 2"
+            " → Flatten → Dense 128 ReLU → Dropout 0.5 → Dense 10 Softmax, Adam 1e-3"
+        )
+    return Workload(
+        name="w2-bn" if batchnorm else "w2",
+        description=description,
+        to_inputs=images_unit_interval,
+        builders={
+            "lamina": functools.partial(w2_lamina, batchnorm=batchnorm),
+            "torch": functools.partial(w2_torch, batchnorm=batchnorm),
+        },
+    )
 
 
 # W3: sequences of SEQUENCE_STEPS steps × SEQUENCE_FEATURES features, one class each.
@@ -418,13 +451,8 @@ WORKLOADS: dict[str, Workload] = {
         to_inputs=flat_unit_interval,
         builders={"lamina": w1_lamina, "torch": w1_torch, "sklearn": w1_sklearn},
     ),
-    "w2": Workload(
-        name="w2",
-        description="CNN 28×28×1 → Conv 3×3×32 ReLU → MaxPool 2 → Conv 3×3×64 ReLU → MaxPool 2"
-        " → Flatten → Dense 128 ReLU → Dropout 0.5 → Dense 10 Softmax, Adam 1e-3",
-        to_inputs=images_unit_interval,
-        builders={"lamina": w2_lamina, "torch": w2_torch},
-    ),
+    "w2": w2(batchnorm=False),
+    "w2-bn": w2(batchnorm=True),
     "w3": w3("gru"),
     "w3-lstm": w3("lstm"),
 }

@@ -163,9 +163,12 @@ class TimedStep:
 
 
 @contextmanager
-def steps_timed(model: Any, recorder: Recorder, timings: dict[str, float]) -> Iterator[None]:
-    """The model's plan steps (and its optimizer's step) wrapped in :class:`TimedStep`."""
-    plan = model.plan
+def steps_timed(
+    model: Any, recorder: Recorder, timings: dict[str, float], plan: Any = None
+) -> Iterator[None]:
+    """The steps of ``plan`` (default: the model's) and the optimizer's step wrapped in
+    :class:`TimedStep`."""
+    plan = model.plan if plan is None else plan
     steps, backward_steps = plan.steps, plan.backward_steps
     wrapped = {
         id(step): TimedStep(step, name, recorder, timings)
@@ -206,14 +209,17 @@ class Profile:
         return self.limit / self.total
 
 
-def profiled(model: Any, action: Callable[[], Any], count: int, around: str) -> Profile:
+def profiled(
+    model: Any, action: Callable[[], Any], count: int, around: str, plan: Any = None
+) -> Profile:
     """``action`` (``count`` steps or batches) run once to warm up, then timed per
     operation with its products recorded; per step (batch). ``around``: the name of the
-    time outside the plan's steps and the optimizer."""
+    time outside the plan's steps and the optimizer; ``plan``: the plan whose steps are
+    timed (default: the model's)."""
     action()  # warm: buffers, caches
     timings: dict[str, float] = defaultdict(float)
     recorder = Recorder()
-    with matmuls_recorded(recorder), steps_timed(model, recorder, timings):
+    with matmuls_recorded(recorder), steps_timed(model, recorder, timings, plan):
         start = time.perf_counter()
         action()
         total = time.perf_counter() - start
@@ -248,15 +254,19 @@ def profile_inference(model: Any, X: np.ndarray, batch_size: int, batches: int) 
     """``predict`` over ``batches`` batches, per batch, its batches one after another: a
     convolutional or recurrent model's ``predict`` runs them on several threads
     (``lamina.engine.spread``), whose operations the per-operation timers would count
-    twice over. The "without wrappers" time beside it is ``predict`` as it runs."""
+    twice over. The "without wrappers" time beside it is ``predict`` as it runs. The
+    steps timed are those ``predict`` runs: a BatchNorm model's folded inference plan
+    (``lamina.engine.folding``)."""
     X = X[: batch_size * batches]
     batches = -(-len(X) // batch_size)
-    with batches_one_at_a_time():
+    folded = model.plan.inference_plan()
+    with batches_one_at_a_time(), replaced(model.plan, "inference_plan", lambda: folded):
         return profiled(
             model,
             lambda: model.predict(X, batch_size=batch_size),
             batches,
             "predict around the steps",
+            folded,
         )
 
 

@@ -12,6 +12,8 @@ activation, so that the plan can
   maximum is ≤ 0 passes no gradient either way), and ReLU touches a quarter of the values;
 - run a Conv2D straight into such a MaxPool2D as one step (``lamina.engine.fusion``): the
   convolution computes its outputs in the order the pooling reads them;
+- in ``predict`` and ``evaluate``, fold each BatchNorm into the Dense or convolution
+  beside it (``lamina.engine.folding``), which then fuses with its pooling as above;
 - stop backward before a final Softmax whose gradient the loss gives directly,
   ∂L/∂z = (ŷ − y)/N (notes §1.3);
 - carry a padding mask from the layer that makes it (``Embedding(mask_zero=True)``,
@@ -28,6 +30,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from lamina.engine import spread
+from lamina.engine.folding import fold_batch_norms, fold_sources, folds
 from lamina.engine.fusion import PooledConvolution, fusable
 from lamina.layers.activated import ActivatedLayer
 from lamina.layers.activations import Activation, ReLU, Softmax
@@ -115,6 +118,8 @@ class ExecutionPlan:
         #: each step's name for observers: ``"dense_1"`` (a layer, or its linear part),
         #: ``"dense_1/relu"`` (its activation), ``"conv2d+max_pool2d"`` (a fused step)
         self.step_names = [_step_name(step, layers) for step in self.steps]
+        #: the folded inference plan and copies of the arrays it was made from
+        self._folded: tuple[list[Array], ExecutionPlan] | None = None
 
     @property
     def linear_first(self) -> bool:
@@ -178,10 +183,11 @@ class ExecutionPlan:
         that (smaller, cached) output finds them; only then is X scanned, to name the bad
         value."""
         starts = range(0, len(X), size)
-        workers = spread.inference_workers(self.layers, batches=len(starts))
+        plan = self.inference_plan()
+        workers = spread.inference_workers(plan.layers, batches=len(starts))
 
         def compute(start: int) -> tuple[Array, Array | None]:
-            return self._inference_batch(X[start : start + size], check_finite, X)
+            return plan._inference_batch(X[start : start + size], check_finite, X)
 
         try:
             if workers > 1:
@@ -191,11 +197,32 @@ class ExecutionPlan:
             for start, (outputs, self.output_mask) in computed:  # the mask read by evaluate
                 yield start, outputs
         finally:  # scratch memory is reused across the batches, not kept after them
-            for layer in self.layers:
-                layer.release_scratch()
-            for step in self.steps:
-                if isinstance(step, PooledConvolution):
-                    step.release_scratch()
+            plan.release_scratch()
+
+    def inference_plan(self) -> ExecutionPlan:
+        """The plan :meth:`batches` runs: one over the layers with their BatchNorms folded
+        into the linear layers beside them (``lamina.engine.folding``), or this plan when
+        none folds (or a padding mask is carried). The folded plan is made from the current
+        weights, and kept while the arrays it was made from keep their values."""
+        planned = [] if self.masked else folds(self.layers)
+        if not planned:
+            return self
+        sources = fold_sources(self.layers, planned)
+        if self._folded is not None and _same_arrays(self._folded[0], sources):
+            return self._folded[1]
+        plan = ExecutionPlan(
+            fold_batch_norms(self.layers, planned), loss_takes_softmax=self.fused_softmax
+        )
+        self._folded = ([array.copy() for array in sources], plan)
+        return plan
+
+    def release_scratch(self) -> None:
+        """Free the scratch arrays the layers and fused steps keep between batches."""
+        for layer in self.layers:
+            layer.release_scratch()
+        for step in self.steps:
+            if isinstance(step, PooledConvolution):
+                step.release_scratch()
 
     def _inference_batch(
         self, batch: Array, check_finite: bool, X: Array
@@ -269,6 +296,12 @@ def _layer_of(step: Step) -> Layer:
 def _gives_away_output(step: Step) -> bool:
     """Whether a step's output is a new array nobody keeps (safe to overwrite in place)."""
     return isinstance(step, LinearStep | PooledConvolution) or getattr(step, "fresh_output", False)
+
+
+def _same_arrays(kept: list[Array], current: list[Array]) -> bool:
+    return len(kept) == len(current) and all(
+        a.dtype == b.dtype and np.array_equal(a, b) for a, b in zip(kept, current, strict=True)
+    )
 
 
 def _is_softmax(step: Step) -> bool:

@@ -31,7 +31,8 @@ class BatchNorm(Layer):
     not depend on the rest of its batch. They follow Keras's momentum convention:
     ``running = momentum · running + (1 − momentum) · batch`` (PyTorch's ``momentum=0.1``
     is Keras's 0.9); the running variance takes the unbiased batch variance m/(m − 1) · σ²,
-    as PyTorch does.
+    as PyTorch does. ``predict`` and ``evaluate`` fold this inference map into a Dense or
+    convolution beside it (``lamina.engine.folding``).
 
     Args:
         n_features: F, the size of the last axis. ``None``: filled in from the shapes by a
