@@ -23,9 +23,10 @@ types, whose weights W have the input features on axis −2 and the outputs on a
   inference pass through.
 
 The folded layers compute the same outputs up to rounding (float64: ≤ 1e-10 of the
-layer-by-layer path, ``tests/test_folding.py``). The fold itself is computed in float64
-and costs one pass over each folded weight array per ``predict`` call, so it always reads
-the current weights: nothing to invalidate when training or ``set_weights`` changes them.
+layer-by-layer path, ``tests/engine/test_folding.py``). The fold is computed in float64
+from the current weights; ``ExecutionPlan.inference_plan`` reuses it while every array it
+was made from (:func:`fold_sources`) keeps its values and dtype, and folds anew when
+training, ``set_weights`` or a hand edit changes one.
 """
 
 from __future__ import annotations
@@ -81,14 +82,13 @@ def fold_batch_norms(layers: Sequence[Layer], planned: Sequence[Fold] | None = N
     """``layers`` with the BatchNorms of ``planned`` (default: :func:`folds`) merged into
     their neighbours: each a new layer holding the folded weights, the originals untouched;
     the other layers are the same objects."""
+    planned = folds(layers) if planned is None else planned
     merged: dict[int, Layer] = {}
-    for fold in folds(layers) if planned is None else planned:
+    for fold in planned:
         linear, norm = layers[fold.linear], layers[fold.norm]
         assert _linear(linear) and isinstance(norm, BatchNorm)
         merged[fold.linear] = (_scaled_outputs if fold.after else _scaled_inputs)(linear, norm)
-    dropped = (
-        {fold.norm for fold in folds(layers)} if planned is None else {f.norm for f in planned}
-    )
+    dropped = {fold.norm for fold in planned}
     return [merged.get(index, layer) for index, layer in enumerate(layers) if index not in dropped]
 
 
@@ -102,6 +102,13 @@ def fold_sources(layers: Sequence[Layer], planned: Sequence[Fold]) -> list[Array
             arrays.extend([*layer.params.values(), *layer.state.values()])
         arrays.append(np.array(layers[fold.norm].epsilon))  # type: ignore[attr-defined]
     return arrays
+
+
+def same_sources(kept: Sequence[Array], current: Sequence[Array]) -> bool:
+    """Whether two :func:`fold_sources` lists hold equal arrays of equal dtypes."""
+    return len(kept) == len(current) and all(
+        a.dtype == b.dtype and np.array_equal(a, b) for a, b in zip(kept, current, strict=True)
+    )
 
 
 def _linear(layer: object) -> TypeGuard[ActivatedLayer]:

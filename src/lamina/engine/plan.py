@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from lamina.engine import spread
-from lamina.engine.folding import fold_batch_norms, fold_sources, folds
+from lamina.engine.folding import fold_batch_norms, fold_sources, folds, same_sources
 from lamina.engine.fusion import PooledConvolution, fusable
 from lamina.layers.activated import ActivatedLayer
 from lamina.layers.activations import Activation, ReLU, Softmax
@@ -208,7 +208,7 @@ class ExecutionPlan:
         if not planned:
             return self
         sources = fold_sources(self.layers, planned)
-        if self._folded is not None and _same_arrays(self._folded[0], sources):
+        if self._folded is not None and same_sources(self._folded[0], sources):
             return self._folded[1]
         plan = ExecutionPlan(
             fold_batch_norms(self.layers, planned), loss_takes_softmax=self.fused_softmax
@@ -296,12 +296,6 @@ def _layer_of(step: Step) -> Layer:
 def _gives_away_output(step: Step) -> bool:
     """Whether a step's output is a new array nobody keeps (safe to overwrite in place)."""
     return isinstance(step, LinearStep | PooledConvolution) or getattr(step, "fresh_output", False)
-
-
-def _same_arrays(kept: list[Array], current: list[Array]) -> bool:
-    return len(kept) == len(current) and all(
-        a.dtype == b.dtype and np.array_equal(a, b) for a, b in zip(kept, current, strict=True)
-    )
 
 
 def _is_softmax(step: Step) -> bool:
