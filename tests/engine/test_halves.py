@@ -15,6 +15,7 @@ import pytest
 import lamina as lm
 from lamina.engine import halves
 from lamina.errors import WorkerError
+from lamina.layers.stack import named_tensors
 from lamina.registration import registered
 
 L = lm.layers
@@ -105,6 +106,46 @@ def test_penalties_are_added_once_and_dropout_drops_the_same_units(workers: list
     assert_same(trained(build, True), trained(build, False))
 
 
+def normalized() -> lm.Model:
+    model = lm.Model(
+        [
+            L.Conv2D(1, 4, 3),
+            L.BatchNorm(momentum=0.5),
+            L.ReLU(),
+            L.MaxPool2D(2),
+            L.Flatten(),
+            L.BatchNorm(3 * 3 * 4),
+            L.Dense(3 * 3 * 4, 3, activation="softmax"),
+        ],
+        seed=0,
+        dtype="float64",
+    )
+    # SGD, not Adam: the convolution's biases get a gradient of 0 up to rounding (the
+    # BatchNorm after it subtracts their effect), which Adam would scale up to steps of ±lr
+    model.compile(loss="categorical_crossentropy", optimizer="sgd")
+    return model
+
+
+def test_batch_norm_splits_with_the_statistics_of_the_whole_batch(workers: list[int]) -> None:
+    # batches of 40, 40 and 16 rows: the two parts of a 40-row batch have 20 rows each, but
+    # every BatchNorm normalizes over all 40, and its running statistics follow them
+    results = []
+    for split in (True, False):
+        processes = halves.training_processes
+        halves.training_processes = processes if split else (lambda plan: 1)  # type: ignore[assignment]
+        try:
+            model = normalized()
+            X, y = data()
+            model.fit(X, y, epochs=2, batch_size=40, verbose=0)
+            results.append([array.copy() for _, array in named_tensors(model.layers)])
+        finally:
+            halves.training_processes = processes  # type: ignore[assignment]
+    split, one = results
+    assert len(split) == 12  # 4 parameters and 2 running statistics per BatchNorm
+    assert_same(split, one)
+    assert len(workers) == 1
+
+
 def gru_regression() -> tuple[lm.Model, np.ndarray, np.ndarray]:
     model = lm.Model([L.GRU(2, 5), L.Dense(5, 1)], seed=0, dtype="float64")
     model.compile(loss="mse", optimizer="adam")
@@ -156,19 +197,24 @@ class SplitCustom(L.Dense):
     splits_over_batch = True
 
 
+class CustomNorm(L.BatchNorm):
+    """A user's BatchNorm: its statistics may be computed otherwise, so it does not split."""
+
+
 @pytest.mark.parametrize(
     ("layers", "expected"),
     [
         ([L.Conv2D(1, 2, 3), L.Flatten(), L.Dense(72, 2)], 2),
         ([L.Flatten(), L.Dense(64, 2)], 1),  # a Dense stack: bounded by its products
-        ([L.Conv2D(1, 2, 3), L.BatchNorm(), L.Flatten(), L.Dense(72, 2)], 1),  # batch statistics
+        ([L.Conv2D(1, 2, 3), L.BatchNorm(), L.Flatten(), L.Dense(72, 2)], 2),  # sums exchanged
+        ([L.Conv2D(1, 2, 3), CustomNorm(), L.Flatten(), L.Dense(72, 2)], 1),
         ([L.Conv2D(1, 2, 3), L.Flatten(), Custom(72, 2)], 1),
         ([L.Conv2D(1, 2, 3), L.Flatten(), SplitCustom(72, 2)], 2),
     ],
-    ids=["cnn", "dense", "batchnorm", "custom", "custom that says so"],
+    ids=["cnn", "dense", "batchnorm", "custom batchnorm", "custom", "custom that says so"],
 )
 def test_which_models_split(layers: list[L.Layer], expected: int) -> None:
-    with registered(Custom), registered(SplitCustom):
+    with registered(Custom), registered(SplitCustom), registered(CustomNorm):
         model = lm.Model(layers, seed=0)
         model.compile(loss="mse", optimizer="sgd")
         assert halves.training_processes(model.plan) == expected

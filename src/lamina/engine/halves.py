@@ -17,7 +17,11 @@ from shared memory written before each step and writes its gradients to shared m
 the inputs, outputs and δ of its rows go through a pipe (raw bytes, no pickle). Dropout
 draws the whole batch's mask in both processes from the same Generator state and each
 keeps its rows (``Dropout.batch_part``), so a split batch drops exactly the units a
-one-process step drops. L1/L2 penalties' gradients are added once, here.
+one-process step drops. A BatchNorm's statistics need the whole batch: at each of its
+sums — Σ x, then Σ (x − μ)² in the forward, Σ δ and Σ δ (x − μ) in the backward — the two
+processes send each other their part and both add the same two (``BatchNorm.batch_sum``),
+so both normalize with the statistics of a one-process step and keep the same running
+statistics. L1/L2 penalties' gradients are added once, here.
 
 Why processes and not threads: NumPy's element-wise passes (im2col, pooling, a
 recurrence's gates) run on one core, and threads over the halves wait for each other's
@@ -34,7 +38,7 @@ samples/s at batch 128 against 111–120k in one process, and at 70–72k agains
 batch 1024, where sending the worker its 512 rows through the pipe took 5 ms a step),
 without a padding mask or an observer (``callbacks.Diagnostics``, TensorBoard's
 activations), and whose every layer ``splits_over_batch``: lamina's own layers without
-state tensors (BatchNorm's batch statistics need the whole batch), and a user's layer only
+state tensors (BatchNorm's, whose sums are exchanged, excepted), and a user's layer only
 when its class says so. A batch of fewer than ``2 × MIN_ROWS`` rows runs in one process.
 The worker lives for the fit (a fork costs ~45 ms), forked at its first split step, and a
 fit of fewer than ``MIN_STEPS`` steps never forks. Each step sends it the Dropout rates
@@ -54,6 +58,7 @@ import time
 import warnings
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from functools import partial
 from multiprocessing import Pipe
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
@@ -63,6 +68,7 @@ import numpy as np
 from lamina.errors import WorkerError
 from lamina.layers.base import Layer
 from lamina.layers.dropout import Dropout
+from lamina.layers.normalization import BatchNorm
 from lamina.layers.stack import declared
 from lamina.threads import current_blas_threads, one_blas_thread, usable_cores
 
@@ -94,8 +100,10 @@ def training_processes(plan: ExecutionPlan) -> int:
 def splits_over_batch(layer: Layer) -> bool:
     """Whether ``layer``'s training forward and backward may run on a batch's rows in two
     parts: its class's ``splits_over_batch`` (``lamina.layers.stack.declared``) and no
-    state tensors (BatchNorm's running statistics)."""
-    return declared(layer, "splits_over_batch") and not layer.state
+    state tensors, but for BatchNorm's running statistics (its batch sums are exchanged)."""
+    return declared(layer, "splits_over_batch") and (
+        not layer.state or isinstance(layer, BatchNorm)
+    )
 
 
 @contextmanager
@@ -131,6 +139,7 @@ class TrainingHalves:
         self.dropouts: list[Dropout] = [
             layer for layer in plan.layers if isinstance(layer, Dropout)
         ]
+        self.norms = [layer for layer in plan.layers if isinstance(layer, BatchNorm)]
         self.entries: list[tuple[Layer, str]] = []
         self.shared_parameters: list[Array] = []
         self.shared_gradients: list[Array] = []
@@ -209,7 +218,8 @@ class TrainingHalves:
             self._send(b"F", header, inputs[split:])
             for layer in self.dropouts:
                 layer.batch_part = (0, split, rows)
-            outputs, _ = self.plan.forward_with_mask(inputs[:split], training=True)
+            with self._sums_exchanged():
+                outputs, _ = self.plan.forward_with_mask(inputs[:split], training=True)
             theirs = self._receive()
         except BaseException:
             self.retire()  # the exchange is out of step
@@ -229,7 +239,8 @@ class TrainingHalves:
             return False
         try:
             self._send(b"B", {}, dvalues[split:])
-            self.plan.backpropagate(dvalues[:split])
+            with self._sums_exchanged():
+                self.plan.backpropagate(dvalues[:split])
             self._receive()
         except BaseException:
             self.retire()
@@ -237,6 +248,23 @@ class TrainingHalves:
         for (layer, key), theirs in zip(self.entries, self.shared_gradients, strict=True):
             layer.grads[key] += theirs
         return True
+
+    @contextmanager
+    def _sums_exchanged(self) -> Iterator[None]:
+        """BatchNorm's batch sums add the worker's while the block runs (BatchNorm.batch_sum)."""
+        for layer in self.norms:
+            layer.batch_sum = self._with_theirs
+        try:
+            yield
+        finally:
+            for layer in self.norms:
+                layer.batch_sum = None
+
+    def _with_theirs(self, mine: Array) -> Array:
+        """A BatchNorm's sums over the rows here plus the worker's, which adds the same two
+        (a + b = b + a exactly: both processes normalize with identical statistics)."""
+        self._send(b"S", {}, mine)
+        return mine + self._receive()
 
     def retire(self) -> None:
         """Stop the worker after a failure; the rest of the fit runs in one process."""
@@ -337,6 +365,8 @@ def _serve(halves: TrainingHalves, connection: Connection) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
         with one_blas_thread():
             _adopt_shared_memory(halves)
+            for layer in halves.norms:
+                layer.batch_sum = partial(_with_parents, connection)
             while True:
                 try:
                     kind, header, array = _receive(connection)
@@ -353,6 +383,15 @@ def _serve(halves: TrainingHalves, connection: Connection) -> None:
         code = 1
     finally:
         os._exit(code)
+
+
+def _with_parents(connection: Connection, mine: Array) -> Array:
+    """In the worker: a BatchNorm's sums over its rows plus the parent's."""
+    _send(connection, b"S", {}, mine)
+    kind, _, theirs = _receive(connection)
+    if kind != b"S":
+        raise WorkerError(f"expected the parent's batch sums, received a {kind!r} message")
+    return theirs + mine
 
 
 def _adopt_shared_memory(halves: TrainingHalves) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,11 @@ class BatchNorm(Layer):
     is Keras's 0.9); the running variance takes the unbiased batch variance m/(m − 1) · σ²,
     as PyTorch does. ``predict`` and ``evaluate`` fold this inference map into a Dense or
     convolution beside it (``lamina.engine.folding``).
+
+    ``batch_sum``: while a training step computes part of a batch's rows in this process and
+    the rest in another (``lamina.engine.halves``), a function that adds the other part's
+    sums to this part's. Σ x, Σ (x − μ)², Σ δ and Σ δ (x − μ) — and m — then cover the
+    whole batch, so each part normalizes with the statistics a one-process step computes.
 
     Args:
         n_features: F, the size of the last axis. ``None``: filled in from the shapes by a
@@ -67,6 +73,7 @@ class BatchNorm(Layer):
         self.n_features: int = n_features  # type: ignore[assignment]
         self.momentum = momentum
         self.epsilon = epsilon
+        self.batch_sum: Callable[[Array], Array] | None = None  # set by a split step
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -107,12 +114,13 @@ class BatchNorm(Layer):
             out = rows * scale
             out += beta - self.state["running_mean"] * scale
             return out.reshape(inputs.shape)
-        m = len(rows)
-        mean = self._column_sums(rows) / m
+        sums, m = self._whole_batch(self._column_sums(rows), len(rows))
+        mean = sums / m
         centered = rows - mean
-        variance = np.einsum("ij,ij->j", centered, centered) / m
+        (squares,) = self._whole_batch(np.einsum("ij,ij->j", centered, centered))
+        variance = squares / m
         inverse_std = 1.0 / np.sqrt(variance + self.epsilon)
-        self._centered, self._inverse_std = centered, inverse_std
+        self._centered, self._inverse_std, self._count = centered, inverse_std, m
         self._update_running(mean, variance * (m / max(m - 1, 1)))
         out = centered * (gamma * inverse_std)
         out += beta
@@ -124,6 +132,20 @@ class BatchNorm(Layer):
         if ones is None or len(ones) != len(rows) or ones.dtype != rows.dtype:
             self._ones = ones = np.ones(len(rows), dtype=rows.dtype)
         return ones @ rows
+
+    def _whole_batch(self, *partials: Any) -> list[Any]:
+        """Per-feature sums (arrays) and counts (ints) over this process's rows as sums over
+        the whole batch: themselves, or with the other part's added by ``batch_sum`` (in
+        float64, each cast back to its own type)."""
+        if self.batch_sum is None:
+            return list(partials)
+        flat = [np.asarray(partial, dtype=np.float64).ravel() for partial in partials]
+        total = self.batch_sum(np.concatenate(flat))
+        pieces = np.split(total, np.cumsum([len(part) for part in flat])[:-1])
+        return [
+            int(piece[0]) if isinstance(part, int) else piece.astype(part.dtype)
+            for part, piece in zip(partials, pieces, strict=True)
+        ]
 
     def _update_running(self, mean: Array, unbiased_variance: Array) -> None:
         momentum = self.momentum
@@ -141,11 +163,14 @@ class BatchNorm(Layer):
             grads["gamma"][...] = 0
             grads["beta"][...] = 0
             return (delta * self._scale).reshape(dvalues.shape)
-        centered, inverse_std, m = self._centered, self._inverse_std, len(delta)
+        centered, inverse_std, m = self._centered, self._inverse_std, self._count
         sum_delta = self._column_sums(delta)
         sum_delta_centered = np.einsum("ij,ij->j", delta, centered)  # Σ δ (x − μ)
+        # the gradients of this process's rows (a split step adds the other part's) …
         grads["gamma"][...] = sum_delta_centered * inverse_std  # Σ δ x̂
         grads["beta"][...] = sum_delta
+        # … and ∂L/∂x from the sums over the whole batch
+        sum_delta, sum_delta_centered = self._whole_batch(sum_delta, sum_delta_centered)
         # ∂L/∂x = γ/√(σ²+ε) · (δ − Σδ/m − x̂ Σ(δ x̂)/m), with x̂ = (x − μ)/√(σ²+ε):
         # per feature, a·δ + b·(x − μ) + c
         a = gamma * inverse_std
