@@ -12,6 +12,7 @@ import pytest
 import lamina as lm
 from lamina.checks import distinct
 from lamina.engine.fusion import PooledConvolution
+from lamina.layers import normalization
 from lamina.layers._im2col import (
     col2im,
     crop,
@@ -125,6 +126,34 @@ def test_batch_norm_normalizes_each_channel_in_training() -> None:
     out = L.BatchNorm(3).astype(np.float64).forward(x, training=True)
     np.testing.assert_allclose(out.mean(axis=(0, 1, 2)), 0, atol=1e-10)
     np.testing.assert_allclose(out.var(axis=(0, 1, 2)), 1, rtol=1e-3)
+
+
+def test_batch_norm_in_blocks_of_rows_is_the_formula(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 96-byte blocks: 4 rows of 3 float64 features, 7 blocks over 26 rows, the last of 2
+    monkeypatch.setattr(normalization, "BLOCK_BYTES", 96)
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((2, 13, 3)) * [1.0, 5.0, 0.1] + [0.0, 3.0, -2.0]
+    delta = rng.standard_normal(x.shape)
+    norm = L.BatchNorm(3).astype(np.float64)
+    norm.params["gamma"][...] = [0.5, -2.0, 1.5]
+    norm.params["beta"][...] = [0.1, 0.2, -0.3]
+    out = norm.forward(x, training=True)
+    dx = norm.backward(delta)
+    rows, d = x.reshape(-1, 3), delta.reshape(-1, 3)
+    m, gamma = len(rows), norm.params["gamma"]
+    x_hat = (rows - rows.mean(0)) / np.sqrt(rows.var(0) + norm.epsilon)
+    np.testing.assert_allclose(
+        out.reshape(-1, 3), gamma * x_hat + norm.params["beta"], rtol=1e-10, atol=1e-12
+    )
+    expected = (
+        gamma
+        / (m * np.sqrt(rows.var(0) + norm.epsilon))
+        * (m * d - d.sum(0) - x_hat * (d * x_hat).sum(0))
+    )
+    np.testing.assert_allclose(dx.reshape(-1, 3), expected, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(norm.grads["gamma"], (d * x_hat).sum(0), rtol=1e-12)
+    np.testing.assert_allclose(norm.grads["beta"], d.sum(0), rtol=1e-12)
+    assert len(normalization.row_blocks((26, 3), np.dtype(np.float64))) == 7
 
 
 def test_batch_norm_running_statistics_follow_the_momentum() -> None:

@@ -9,8 +9,21 @@ import numpy as np
 
 from lamina._params import Interval, checked, rule
 from lamina.errors import ShapeError
+from lamina.layers._workspace import Workspace
 from lamina.layers.base import LAYERS, Array, Layer, Shape, format_shape, new_tensor
 from lamina.layers.sizes import input_size
+
+#: bytes of a block of rows in the training passes: a block of the inputs, of x − μ and of
+#: the outputs (or of δ, x − μ and ∂L/∂x) stays in a core's L2 cache from one ufunc to the
+#: next, where the whole arrays (W2-BN: 11 MB each) go to memory at every pass
+BLOCK_BYTES = 1 << 18
+
+
+def row_blocks(shape: tuple[int, ...], dtype: np.dtype) -> list[slice]:
+    """The rows of a (rows, features) array in blocks of about BLOCK_BYTES."""
+    rows, features = shape
+    step = max(1, BLOCK_BYTES // max(1, features * np.dtype(dtype).itemsize))
+    return [slice(start, min(start + step, rows)) for start in range(0, max(rows, 1), step)]
 
 
 @LAYERS.register("batch_norm")
@@ -74,6 +87,7 @@ class BatchNorm(Layer):
         self.momentum = momentum
         self.epsilon = epsilon
         self.batch_sum: Callable[[Array], Array] | None = None  # set by a split step
+        self._workspace = Workspace()  # x − μ of a training forward, reused batch to batch
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -116,22 +130,39 @@ class BatchNorm(Layer):
             return out.reshape(inputs.shape)
         sums, m = self._whole_batch(self._column_sums(rows), len(rows))
         mean = sums / m
-        centered = rows - mean
-        (squares,) = self._whole_batch(np.einsum("ij,ij->j", centered, centered))
+        dtype = np.result_type(rows.dtype, gamma.dtype)
+        centered = self._workspace.empty("centered", rows.shape, dtype)
+        blocks = row_blocks(rows.shape, dtype)
+        squares = np.zeros(self.n_features, dtype)
+        for block in blocks:  # x − μ, and its squares summed while the block is in cache
+            part = centered[block]
+            np.subtract(rows[block], mean, out=part)
+            squares += np.einsum("ij,ij->j", part, part)
+        (squares,) = self._whole_batch(squares)
         variance = squares / m
         inverse_std = 1.0 / np.sqrt(variance + self.epsilon)
         self._centered, self._inverse_std, self._count = centered, inverse_std, m
         self._update_running(mean, variance * (m / max(m - 1, 1)))
-        out = centered * (gamma * inverse_std)
-        out += beta
+        scale = gamma * inverse_std
+        out = np.empty(rows.shape, dtype)
+        for block in blocks:  # y = (x − μ)·γ/√(σ² + ε) + β
+            np.multiply(centered[block], scale, out=out[block])
+            out[block] += beta
         return out.reshape(inputs.shape)
+
+    def release_scratch(self) -> None:
+        self._workspace.clear()
 
     def _column_sums(self, rows: Array) -> Array:
         """Σ over rows per feature, as ones·rows: one BLAS pass (4× faster than rows.sum(0))."""
+        return self._ones_of(len(rows), rows.dtype) @ rows
+
+    def _ones_of(self, length: int, dtype: np.dtype) -> Array:
+        """A vector of ``length`` ones: the start of one kept from call to call."""
         ones = self.__dict__.get("_ones")
-        if ones is None or len(ones) != len(rows) or ones.dtype != rows.dtype:
-            self._ones = ones = np.ones(len(rows), dtype=rows.dtype)
-        return ones @ rows
+        if ones is None or len(ones) < length or ones.dtype != dtype:
+            self._ones = ones = np.ones(length, dtype=dtype)
+        return ones[:length]
 
     def _whole_batch(self, *partials: Any) -> list[Any]:
         """Per-feature sums (arrays) and counts (ints) over this process's rows as sums over
@@ -164,21 +195,31 @@ class BatchNorm(Layer):
             grads["beta"][...] = 0
             return (delta * self._scale).reshape(dvalues.shape)
         centered, inverse_std, m = self._centered, self._inverse_std, self._count
-        sum_delta = self._column_sums(delta)
-        sum_delta_centered = np.einsum("ij,ij->j", delta, centered)  # Σ δ (x − μ)
+        blocks = row_blocks(delta.shape, centered.dtype)
+        ones = self._ones_of(max(block.stop - block.start for block in blocks), delta.dtype)
+        sum_delta = np.zeros(self.n_features, centered.dtype)
+        sum_delta_centered = np.zeros(self.n_features, centered.dtype)  # Σ δ (x − μ)
+        for block in blocks:
+            part = delta[block]
+            sum_delta += ones[: len(part)] @ part
+            sum_delta_centered += np.einsum("ij,ij->j", part, centered[block])
         # the gradients of this process's rows (a split step adds the other part's) …
         grads["gamma"][...] = sum_delta_centered * inverse_std  # Σ δ x̂
         grads["beta"][...] = sum_delta
         # … and ∂L/∂x from the sums over the whole batch
         sum_delta, sum_delta_centered = self._whole_batch(sum_delta, sum_delta_centered)
         # ∂L/∂x = γ/√(σ²+ε) · (δ − Σδ/m − x̂ Σ(δ x̂)/m), with x̂ = (x − μ)/√(σ²+ε):
-        # per feature, a·δ + b·(x − μ) + c
+        # per feature, ((x − μ)·(−k) + δ − u)·a
         a = gamma * inverse_std
-        b = -a * inverse_std * inverse_std * sum_delta_centered / m
-        c = -a * sum_delta / m
-        dx = delta * a
-        dx += centered * b
-        dx += c
+        k = inverse_std * inverse_std * sum_delta_centered / m
+        u = sum_delta / m
+        dx = np.empty(delta.shape, np.result_type(delta.dtype, centered.dtype))
+        for block in blocks:
+            part = dx[block]
+            np.multiply(centered[block], -k, out=part)
+            part += delta[block]
+            part -= u
+            part *= a
         return dx.reshape(dvalues.shape)
 
     def get_config(self) -> dict[str, Any]:
