@@ -256,6 +256,27 @@ def test_a_killed_worker_is_named_with_the_fix(workers: list[int]) -> None:
     assert all(np.isfinite(theta).all() for _, theta, _ in model.parameters())
 
 
+def test_a_worker_killed_while_batch_sums_are_exchanged_is_named(
+    workers: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    exchange, calls = halves.TrainingHalves._with_theirs, []
+
+    def killing(self: halves.TrainingHalves, mine: np.ndarray) -> np.ndarray:
+        calls.append(len(mine))
+        if len(calls) == 3:  # the second BatchNorm's Σ x of the first step
+            os.kill(self.pid, signal.SIGKILL)
+        return exchange(self, mine)
+
+    monkeypatch.setattr(halves.TrainingHalves, "_with_theirs", killing)
+    model, (X, y) = normalized(), data()
+    with pytest.raises(WorkerError, match=r"stopped \(killed by signal 9\).*threads=1"):
+        model.fit(X, y, epochs=1, batch_size=40, verbose=0)
+    assert model.plan.halves is None
+    monkeypatch.setattr(halves.TrainingHalves, "_with_theirs", exchange)
+    model.fit(X, y, epochs=1, batch_size=40, verbose=0)  # and the model trains on
+    assert all(np.isfinite(array).all() for _, array in named_tensors(model.layers))
+
+
 def test_ctrl_c_stops_the_worker(workers: list[int]) -> None:
     model = convolutional()
     X, y = data()
