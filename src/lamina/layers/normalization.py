@@ -196,12 +196,11 @@ class BatchNorm(Layer):
             return (delta * self._scale).reshape(dvalues.shape)
         centered, inverse_std, m = self._centered, self._inverse_std, self._count
         blocks = row_blocks(delta.shape, centered.dtype)
-        ones = self._ones_of(max(block.stop - block.start for block in blocks), delta.dtype)
         sum_delta = np.zeros(self.n_features, centered.dtype)
         sum_delta_centered = np.zeros(self.n_features, centered.dtype)  # Σ δ (x − μ)
         for block in blocks:
             part = delta[block]
-            sum_delta += ones[: len(part)] @ part
+            sum_delta += self._column_sums(part)
             sum_delta_centered += np.einsum("ij,ij->j", part, centered[block])
         # the gradients of this process's rows (a split step adds the other part's) …
         grads["gamma"][...] = sum_delta_centered * inverse_std  # Σ δ x̂
@@ -211,12 +210,12 @@ class BatchNorm(Layer):
         # ∂L/∂x = γ/√(σ²+ε) · (δ − Σδ/m − x̂ Σ(δ x̂)/m), with x̂ = (x − μ)/√(σ²+ε):
         # per feature, ((x − μ)·(−k) + δ − u)·a
         a = gamma * inverse_std
-        k = inverse_std * inverse_std * sum_delta_centered / m
+        minus_k = -inverse_std * inverse_std * sum_delta_centered / m
         u = sum_delta / m
         dx = np.empty(delta.shape, np.result_type(delta.dtype, centered.dtype))
         for block in blocks:
             part = dx[block]
-            np.multiply(centered[block], -k, out=part)
+            np.multiply(centered[block], minus_k, out=part)
             part += delta[block]
             part -= u
             part *= a
