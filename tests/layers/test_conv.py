@@ -12,7 +12,7 @@ import pytest
 import lamina as lm
 from lamina.checks import distinct
 from lamina.engine.fusion import PooledConvolution
-from lamina.layers import normalization
+from lamina.layers import _lanes, normalization
 from lamina.layers._im2col import (
     col2im,
     crop,
@@ -128,12 +128,26 @@ def test_batch_norm_normalizes_each_channel_in_training() -> None:
     np.testing.assert_allclose(out.var(axis=(0, 1, 2)), 1, rtol=1e-3)
 
 
-def test_batch_norm_in_blocks_of_rows_is_the_formula(monkeypatch: pytest.MonkeyPatch) -> None:
-    # 96-byte blocks: 4 rows of 3 float64 features, 7 blocks over 26 rows, the last of 2
+@pytest.mark.parametrize(
+    ("wide_values", "blocks", "strided"),
+    [(1, 7, False), (9, 9, False), (9, 7, True)],
+    ids=["rows as they are", "3 rows per wide row", "strided rows"],
+)
+def test_batch_norm_in_blocks_of_rows_is_the_formula(
+    monkeypatch: pytest.MonkeyPatch, wide_values: int, blocks: int, strided: bool
+) -> None:
+    # 96-byte blocks: 4 rows of 3 float64 features, 7 blocks over 26 rows, the last of 2;
+    # viewed 3 rows wide (lamina.layers._lanes), blocks of 3 rows and a last one of 2 that
+    # stays as it is; strided rows (every other feature of 6) are never viewed wide
     monkeypatch.setattr(normalization, "BLOCK_BYTES", 96)
+    monkeypatch.setattr(_lanes, "WIDE_VALUES", wide_values)
+    monkeypatch.setattr(_lanes, "MIN_WIDE_VALUES", 0)
     rng = np.random.default_rng(6)
     x = rng.standard_normal((2, 13, 3)) * [1.0, 5.0, 0.1] + [0.0, 3.0, -2.0]
     delta = rng.standard_normal(x.shape)
+    if strided:
+        x, delta = (np.repeat(a, 2, axis=-1)[..., ::2] for a in (x, delta))
+        assert not x.reshape(-1, 3).flags.c_contiguous
     norm = L.BatchNorm(3).astype(np.float64)
     norm.params["gamma"][...] = [0.5, -2.0, 1.5]
     norm.params["beta"][...] = [0.1, 0.2, -0.3]
@@ -153,7 +167,8 @@ def test_batch_norm_in_blocks_of_rows_is_the_formula(monkeypatch: pytest.MonkeyP
     np.testing.assert_allclose(dx.reshape(-1, 3), expected, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(norm.grads["gamma"], (d * x_hat).sum(0), rtol=1e-12)
     np.testing.assert_allclose(norm.grads["beta"], d.sum(0), rtol=1e-12)
-    assert len(normalization.row_blocks((26, 3), np.dtype(np.float64))) == 7
+    width = _lanes.lanes(3, x.reshape(-1, 3)).width
+    assert len(normalization.row_blocks((26, 3), np.dtype(np.float64), width)) == blocks
 
 
 def test_batch_norm_running_statistics_follow_the_momentum() -> None:

@@ -9,6 +9,7 @@ import numpy as np
 
 from lamina._params import Interval, checked, rule
 from lamina.errors import ShapeError
+from lamina.layers._lanes import lanes
 from lamina.layers._workspace import Workspace
 from lamina.layers.base import LAYERS, Array, Layer, Shape, format_shape, new_tensor
 from lamina.layers.sizes import input_size
@@ -19,10 +20,12 @@ from lamina.layers.sizes import input_size
 BLOCK_BYTES = 1 << 18
 
 
-def row_blocks(shape: tuple[int, ...], dtype: np.dtype) -> list[slice]:
-    """The rows of a (rows, features) array in blocks of about BLOCK_BYTES."""
+def row_blocks(shape: tuple[int, ...], dtype: np.dtype, multiple: int = 1) -> list[slice]:
+    """The rows of a (rows, features) array in blocks of about BLOCK_BYTES, each but the last
+    a ``multiple`` of rows (a :class:`~lamina.layers._lanes.Lanes` width)."""
     rows, features = shape
     step = max(1, BLOCK_BYTES // max(1, features * np.dtype(dtype).itemsize))
+    step = max(multiple, step // multiple * multiple)
     return [slice(start, min(start + step, rows)) for start in range(0, max(rows, 1), step)]
 
 
@@ -132,22 +135,27 @@ class BatchNorm(Layer):
         mean = sums / m
         dtype = np.result_type(rows.dtype, gamma.dtype)
         centered = self._workspace.empty("centered", rows.shape, dtype)
-        blocks = row_blocks(rows.shape, dtype)
+        wide = lanes(self.n_features, rows)  # per-feature vectors tiled over wide rows
+        blocks = row_blocks(rows.shape, dtype, wide.width)
         squares = np.zeros(self.n_features, dtype)
+        means = wide.tiles(mean)
         for block in blocks:  # x − μ, and its squares summed while the block is in cache
-            part = centered[block]
-            np.subtract(rows[block], mean, out=part)
-            squares += np.einsum("ij,ij->j", part, part)
+            k = wide.of(block.stop - block.start)
+            part = wide.view(centered[block], k)
+            np.subtract(wide.view(rows[block], k), means[k], out=part)
+            squares += wide.fold(np.einsum("ij,ij->j", part, part), k)
         (squares,) = self._whole_batch(squares)
         variance = squares / m
         inverse_std = 1.0 / np.sqrt(variance + self.epsilon)
         self._centered, self._inverse_std, self._count = centered, inverse_std, m
         self._update_running(mean, variance * (m / max(m - 1, 1)))
-        scale = gamma * inverse_std
+        scales, betas = wide.tiles(gamma * inverse_std), wide.tiles(beta)
         out = np.empty(rows.shape, dtype)
         for block in blocks:  # y = (x − μ)·γ/√(σ² + ε) + β
-            np.multiply(centered[block], scale, out=out[block])
-            out[block] += beta
+            k = wide.of(block.stop - block.start)
+            part = wide.view(out[block], k)
+            np.multiply(wide.view(centered[block], k), scales[k], out=part)
+            part += betas[k]
         return out.reshape(inputs.shape)
 
     def release_scratch(self) -> None:
@@ -195,13 +203,17 @@ class BatchNorm(Layer):
             grads["beta"][...] = 0
             return (delta * self._scale).reshape(dvalues.shape)
         centered, inverse_std, m = self._centered, self._inverse_std, self._count
-        blocks = row_blocks(delta.shape, centered.dtype)
+        wide = lanes(self.n_features, delta)
+        blocks = row_blocks(delta.shape, centered.dtype, wide.width)
         sum_delta = np.zeros(self.n_features, centered.dtype)
         sum_delta_centered = np.zeros(self.n_features, centered.dtype)  # Σ δ (x − μ)
         for block in blocks:
-            part = delta[block]
-            sum_delta += self._column_sums(part)
-            sum_delta_centered += np.einsum("ij,ij->j", part, centered[block])
+            k = wide.of(block.stop - block.start)
+            part = wide.view(delta[block], k)
+            sum_delta += wide.fold(self._column_sums(part), k)
+            sum_delta_centered += wide.fold(
+                np.einsum("ij,ij->j", part, wide.view(centered[block], k)), k
+            )
         # the gradients of this process's rows (a split step adds the other part's) …
         grads["gamma"][...] = sum_delta_centered * inverse_std  # Σ δ x̂
         grads["beta"][...] = sum_delta
@@ -209,16 +221,17 @@ class BatchNorm(Layer):
         sum_delta, sum_delta_centered = self._whole_batch(sum_delta, sum_delta_centered)
         # ∂L/∂x = γ/√(σ²+ε) · (δ − Σδ/m − x̂ Σ(δ x̂)/m), with x̂ = (x − μ)/√(σ²+ε):
         # per feature, ((x − μ)·(−k) + δ − u)·a
-        a = gamma * inverse_std
-        minus_k = -inverse_std * inverse_std * sum_delta_centered / m
-        u = sum_delta / m
+        a = wide.tiles(gamma * inverse_std)
+        minus_k = wide.tiles(-inverse_std * inverse_std * sum_delta_centered / m)
+        u = wide.tiles(sum_delta / m)
         dx = np.empty(delta.shape, np.result_type(delta.dtype, centered.dtype))
         for block in blocks:
-            part = dx[block]
-            np.multiply(centered[block], minus_k, out=part)
-            part += delta[block]
-            part -= u
-            part *= a
+            k = wide.of(block.stop - block.start)
+            part = wide.view(dx[block], k)
+            np.multiply(wide.view(centered[block], k), minus_k[k], out=part)
+            part += wide.view(delta[block], k)
+            part -= u[k]
+            part *= a[k]
         return dx.reshape(dvalues.shape)
 
     def get_config(self) -> dict[str, Any]:
