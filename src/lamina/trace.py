@@ -19,6 +19,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from lamina.engine.fusion import PooledConvolution
+from lamina.engine.normalized_pooling import NormalizedPooledConvolution
 from lamina.engine.plan import InPlaceActivation, LinearStep, Step
 from lamina.engine.rewind import unchanged
 from lamina.errors import NotCompiledError
@@ -41,6 +42,10 @@ FORWARD: dict[type, tuple[str, str]] = {
     Dense: ("z", "z = X·W + b  (notes §1.2, §3.2.1)"),
     Conv2D: ("z", "z = X ⋆ K + b  (notes §1.11)"),
     PooledConvolution: ("z", "z = maxpool(X ⋆ K + b)  (notes §1.11)"),
+    NormalizedPooledConvolution: (
+        "a",
+        "a = maxpool(γ·(X ⋆ K + b − μ)/√(σ² + ε) + β)  (notes §1.11; docs/formulas.md §12)",
+    ),
     ReLU: ("a", "a = max(0, z)  (notes §1.2, §3.2.2)"),
     Sigmoid: ("a", "a = 1 / (1 + e⁻ᶻ)  (notes §1.7, §3.2.2)"),
     Tanh: ("a", "a = tanh z  (docs/formulas.md §3)"),
@@ -61,6 +66,9 @@ BACKWARD: dict[type, str] = {
     Softmax: "ŷ ⊙ (δ − Σⱼ δⱼŷⱼ)  (notes §1.3, §3.3.3)",
     Dropout: "δ ⊙ r / (1 − p)  (notes §1.6)",
     MaxPool2D: "δ to each window's maximum  (notes §1.11)",
+    NormalizedPooledConvolution: (
+        "δ to each window's maximum, then BatchNorm's and the convolution's backward  (notes §1.11)"
+    ),
     Flatten: "δ reshaped back  (notes §1.9)",
 }
 PARAMETER: dict[tuple[type, str], str] = {

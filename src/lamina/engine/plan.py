@@ -32,10 +32,12 @@ import numpy as np
 from lamina.engine import spread
 from lamina.engine.folding import fold_batch_norms, fold_sources, folds, same_sources
 from lamina.engine.fusion import PooledConvolution, fusable
+from lamina.engine.normalized_pooling import NormalizedPooledConvolution, normalized_fusable
 from lamina.layers.activated import ActivatedLayer
 from lamina.layers.activations import Activation, ReLU, Softmax
 from lamina.layers.base import Layer
 from lamina.layers.conv import Conv2D
+from lamina.layers.normalization import BatchNorm
 from lamina.layers.pooling import MaxPool2D
 from lamina.validation import check_finite as check_finite_values
 
@@ -124,7 +126,9 @@ class ExecutionPlan:
     @property
     def linear_first(self) -> bool:
         """Whether the first step is a layer's linear part (Dense, Conv2D; also pooled)."""
-        return isinstance(self.steps[0], LinearStep | PooledConvolution)
+        return isinstance(
+            self.steps[0], LinearStep | PooledConvolution | NormalizedPooledConvolution
+        )
 
     def forward(self, inputs: Array, *, training: bool, first: int = 0) -> Array:
         """Run the steps from ``first`` on (0: all of them); :attr:`output_mask` is the
@@ -221,7 +225,7 @@ class ExecutionPlan:
         for layer in self.layers:
             layer.release_scratch()
         for step in self.steps:
-            if isinstance(step, PooledConvolution):
+            if isinstance(step, PooledConvolution | NormalizedPooledConvolution):
                 step.release_scratch()
 
     def _inference_batch(
@@ -254,13 +258,19 @@ class ExecutionPlan:
 
 def _fuse_convolution_pooling(steps: list[Step]) -> list[Step]:
     """Each Conv2D's linear step directly followed by a MaxPool2D with stride = pool size
-    becomes one :class:`PooledConvolution`."""
+    becomes one :class:`PooledConvolution`; with a BatchNorm between them (and the
+    convolution by im2col), one :class:`NormalizedPooledConvolution`."""
     fused: list[Step] = []
     for step in steps:
         previous = fused[-1] if fused else None
+        before = fused[-2] if len(fused) > 1 else None
         if isinstance(previous, LinearStep) and fusable(previous.layer, step):
             assert isinstance(previous.layer, Conv2D) and isinstance(step, MaxPool2D)
             fused[-1] = PooledConvolution(previous.layer, step)
+        elif isinstance(before, LinearStep) and normalized_fusable(before.layer, previous, step):
+            assert isinstance(before.layer, Conv2D) and isinstance(previous, BatchNorm)
+            assert isinstance(step, MaxPool2D)
+            fused[-2:] = [NormalizedPooledConvolution(before.layer, previous, step)]
         else:
             fused.append(step)
     return fused
@@ -271,6 +281,8 @@ def _step_name(step: Step, layers: Sequence[Layer]) -> str:
         return str(step.layer.name)
     if isinstance(step, PooledConvolution):
         return f"{step.conv.name}+{step.pool.name}"
+    if isinstance(step, NormalizedPooledConvolution):
+        return f"{step.conv.name}+{step.norm.name}+{step.pool.name}"
     if isinstance(step, InPlaceActivation):
         for layer in layers:  # an activation= shortcut: named after its layer
             if isinstance(layer, ActivatedLayer) and layer.activation is step.activation:
@@ -287,7 +299,7 @@ def _layer_of(step: Step) -> Layer:
         return step.layer
     if isinstance(step, InPlaceActivation):
         return step.activation
-    if isinstance(step, PooledConvolution):
+    if isinstance(step, PooledConvolution | NormalizedPooledConvolution):
         return step.pool
     assert isinstance(step, Layer)
     return step
@@ -295,7 +307,8 @@ def _layer_of(step: Step) -> Layer:
 
 def _gives_away_output(step: Step) -> bool:
     """Whether a step's output is a new array nobody keeps (safe to overwrite in place)."""
-    return isinstance(step, LinearStep | PooledConvolution) or getattr(step, "fresh_output", False)
+    fused = (LinearStep, PooledConvolution, NormalizedPooledConvolution)
+    return isinstance(step, fused) or getattr(step, "fresh_output", False)
 
 
 def _is_softmax(step: Step) -> bool:

@@ -328,7 +328,7 @@ class Conv2D(ActivatedLayer):
         self._check(inputs)
         batch, height, width, _ = inputs.shape
         geometry = self._geometry(height, width)
-        by_tiles = winograd.applicable(self.kernel_size, self.stride, self.in_channels, pool)
+        by_tiles = self.runs_by_tiles(pool)
         if (
             pool is not None
             and min(geometry.output[0] // pool[0], geometry.output[1] // pool[1]) < 1
@@ -356,6 +356,10 @@ class Conv2D(ActivatedLayer):
             return iter([winograd.blocks_to_image(outputs, batch, grid, out)]), cache
         return iter(outputs), cache
 
+    def runs_by_tiles(self, pool: tuple[int, int] | None) -> bool:
+        """Whether :meth:`products` computes S by F(2×2, 3×3) (into a 2×2 ``pool`` or none)."""
+        return winograd.applicable(self.kernel_size, self.stride, self.in_channels, pool)
+
     def _pooled_blocks(self, cols: Array, pool: tuple[int, int] | None) -> Iterator[Array]:
         """cols · K block by block: one new block in image order; in pool order ph·pw
         blocks computed one at a time into the same scratch array (each is read before the
@@ -370,14 +374,18 @@ class Conv2D(ActivatedLayer):
         for rows in blocks:
             yield np.matmul(rows, kernel, out=block)
 
-    def unfold(self, inputs: Array, *, pool: tuple[int, int] | None = None) -> ConvolutionCache:
+    def unfold(
+        self, inputs: Array, *, pool: tuple[int, int] | None = None, scratch: bool = False
+    ) -> ConvolutionCache:
         """Check an NHWC batch, pad it and copy its windows into a new ``cols``: in image
         order, or (``pool`` = (ph, pw)) in pool order for a max pooling with stride = pool
-        size, only the output pixels it reads (``lamina.layers._im2col``). Keeps nothing."""
+        size, only the output pixels it reads (``lamina.layers._im2col``). Keeps nothing;
+        ``scratch``: cols in the layer's scratch memory, which its next forward overwrites."""
         self._check(inputs)
         batch, height, width, _ = inputs.shape
         geometry = self._geometry(height, width)
-        cols, out = self._windows(pad(inputs, geometry), geometry, pool, np.empty)
+        allocate = partial(self._workspace.empty, "cols") if scratch else np.empty
+        cols, out = self._windows(pad(inputs, geometry), geometry, pool, allocate)
         return ConvolutionCache(cols, geometry, batch, out, pool)
 
     def _windows(
@@ -414,13 +422,9 @@ class Conv2D(ActivatedLayer):
         ``cache`` (any shape ending in F), the forward's :class:`ConvolutionCache`."""
         if cache.tiles is not None:
             return self._backward_by_tiles(cache, cache.tiles, dz)
-        grads = self.gradient_buffers()
         delta = dz.reshape(-1, self.filters)
         assert cache.cols is not None
-        kernel_grad = transposed_product(cache.cols, delta)  # (kh·kw·C + 1, F): ∂L/∂K, ∂L/∂b
-        grads["weights"].reshape(-1, self.filters)[...] = kernel_grad[:-1]
-        grads["biases"][...] = kernel_grad[-1]
-        self.add_regularization_gradients()
+        self.store_kernel_gradient(transposed_product(cache.cols, delta))
         if not self.input_grad:
             return None
         if cache.pool is not None:  # col2im's adds move longer runs in image order
@@ -429,6 +433,14 @@ class Conv2D(ActivatedLayer):
         padded_shape = (cache.batch, *cache.geometry.padded_size, self.in_channels)
         dx = col2im(delta, self.params["weights"], self.stride, cache.out, padded_shape)
         return crop(dx, cache.geometry)
+
+    def store_kernel_gradient(self, kernel_grad: Array) -> None:
+        """``grads`` from colsᵀ·δ, shape (kh·kw·C + 1, F): ∂L/∂K and, last row, ∂L/∂b; then
+        the L1/L2 penalties' gradients added."""
+        grads = self.gradient_buffers()
+        grads["weights"].reshape(-1, self.filters)[...] = kernel_grad[:-1]
+        grads["biases"][...] = kernel_grad[-1]
+        self.add_regularization_gradients()
 
     def _backward_by_tiles(
         self, cache: ConvolutionCache, tiles: winograd.WinogradCache, dz: Array

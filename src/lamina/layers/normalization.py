@@ -131,7 +131,7 @@ class BatchNorm(Layer):
             out = rows * scale
             out += beta - self.state["running_mean"] * scale
             return out.reshape(inputs.shape)
-        sums, m = self._whole_batch(self._column_sums(rows), len(rows))
+        sums, m = self.whole_batch(self._column_sums(rows), len(rows))
         mean = sums / m
         dtype = np.result_type(rows.dtype, gamma.dtype)
         centered = self._workspace.empty("centered", rows.shape, dtype)
@@ -144,11 +144,11 @@ class BatchNorm(Layer):
             part = wide.view(centered[block], k)
             np.subtract(wide.view(rows[block], k), means[k], out=part)
             squares += wide.fold(np.einsum("ij,ij->j", part, part), k)
-        (squares,) = self._whole_batch(squares)
+        (squares,) = self.whole_batch(squares)
         variance = squares / m
         inverse_std = 1.0 / np.sqrt(variance + self.epsilon)
         self._centered, self._inverse_std, self._count = centered, inverse_std, m
-        self._update_running(mean, variance * (m / max(m - 1, 1)))
+        self.update_running(mean, variance * (m / max(m - 1, 1)))
         scales, betas = wide.tiles(gamma * inverse_std), wide.tiles(beta)
         out = np.empty(rows.shape, dtype)
         for block in blocks:  # y = (x − μ)·γ/√(σ² + ε) + β
@@ -172,7 +172,7 @@ class BatchNorm(Layer):
             self._ones = ones = np.ones(length, dtype=dtype)
         return ones[:length]
 
-    def _whole_batch(self, *partials: Any) -> list[Any]:
+    def whole_batch(self, *partials: Any) -> list[Any]:
         """Per-feature sums (arrays) and counts (ints) over this process's rows as sums over
         the whole batch: themselves, or with the other part's added by ``batch_sum`` (in
         float64, each cast back to its own type)."""
@@ -186,7 +186,9 @@ class BatchNorm(Layer):
             for part, piece in zip(partials, pieces, strict=True)
         ]
 
-    def _update_running(self, mean: Array, unbiased_variance: Array) -> None:
+    def update_running(self, mean: Array, unbiased_variance: Array) -> None:
+        """running = momentum · running + (1 − momentum) · batch, for the mean and the
+        unbiased variance m/(m − 1) · σ² of a training batch."""
         momentum = self.momentum
         running_mean, running_var = self.state["running_mean"], self.state["running_var"]
         running_mean *= momentum
@@ -218,7 +220,7 @@ class BatchNorm(Layer):
         grads["gamma"][...] = sum_delta_centered * inverse_std  # Σ δ x̂
         grads["beta"][...] = sum_delta
         # … and ∂L/∂x from the sums over the whole batch
-        sum_delta, sum_delta_centered = self._whole_batch(sum_delta, sum_delta_centered)
+        sum_delta, sum_delta_centered = self.whole_batch(sum_delta, sum_delta_centered)
         # ∂L/∂x = γ/√(σ²+ε) · (δ − Σδ/m − x̂ Σ(δ x̂)/m), with x̂ = (x − μ)/√(σ²+ε):
         # per feature, ((x − μ)·(−k) + δ − u)·a
         a = wide.tiles(gamma * inverse_std)
