@@ -21,10 +21,15 @@ Block = tuple[L.Conv2D, L.BatchNorm, L.MaxPool2D]
 
 
 def block(
-    channels: int, kernel: int, padding: str = "valid", pool: int = 2, input_grad: bool = True
+    channels: int,
+    kernel: int,
+    padding: str = "valid",
+    pool: int = 2,
+    input_grad: bool = True,
+    stride: int = 1,
 ) -> Block:
     rng = np.random.default_rng(channels * 10 + kernel)
-    conv = L.Conv2D(channels, 5, kernel, padding=padding, weight_l2=0.01)
+    conv = L.Conv2D(channels, 5, kernel, stride, padding=padding, weight_l2=0.01)
     norm, max_pool = L.BatchNorm(5, momentum=0.7), L.MaxPool2D(pool)
     for layer in (conv, norm, max_pool):
         layer.astype(np.float64)
@@ -45,7 +50,7 @@ def one_by_one(
     return out, dx
 
 
-def assert_fused_equals_layers(layers: Block, x: np.ndarray) -> None:
+def assert_fused_equals_layers(layers: Block, x: np.ndarray) -> NormalizedPooledConvolution:
     plain = copy.deepcopy(layers)
     step = NormalizedPooledConvolution(*layers)
     rng = np.random.default_rng(9)
@@ -70,27 +75,35 @@ def assert_fused_equals_layers(layers: Block, x: np.ndarray) -> None:
             for key in layer.params:
                 got, want = layer.grads[key], twin.grads[key]
                 np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-10, err_msg=key)
+    return step
 
 
 @pytest.mark.parametrize(
-    ("channels", "kernel", "padding", "pool", "size", "input_grad"),
+    ("channels", "kernel", "padding", "pool", "size", "input_grad", "stride"),
     [
-        (1, 3, "valid", 2, (10, 8), False),  # W2-BN's first block, no ∂L/∂inputs
-        (1, 3, "valid", 2, (10, 8), True),
-        (3, 2, "same", 3, (9, 6), True),  # im2col's other layout (C ≥ 8 is row-major)
-        (8, 3, "same", 2, (6, 6), True),
+        (1, 3, "valid", 2, (10, 8), False, 1),  # W2-BN's first block, no ∂L/∂inputs
+        (1, 3, "valid", 2, (10, 8), True, 1),
+        (3, 2, "same", 3, (9, 6), True, 1),  # im2col's other layout (C ≥ 8 is row-major)
+        (8, 3, "same", 2, (6, 6), True, 1),
+        (3, 5, "valid", 2, (23, 23), True, 2),  # 10 × 10 outputs of a strided 5 × 5 kernel
     ],
 )
 def test_the_fused_step_is_the_three_layers(
-    channels: int, kernel: int, padding: str, pool: int, size: tuple[int, int], input_grad: bool
+    channels: int,
+    kernel: int,
+    padding: str,
+    pool: int,
+    size: tuple[int, int],
+    input_grad: bool,
+    stride: int,
 ) -> None:
-    layers = block(channels, kernel, padding, pool, input_grad)
+    layers = block(channels, kernel, padding, pool, input_grad, stride)
     for layer, shape in zip(layers, [(*size, channels), None, None], strict=True):
         if shape is not None:
             layer.build(shape)
     layers[1].build((None, None, 5))
     x = np.random.default_rng(1).standard_normal((7, *size, channels))
-    assert_fused_equals_layers(layers, x)
+    assert not assert_fused_equals_layers(layers, x)._chained  # the fused path ran
 
 
 def test_ties_go_to_the_first_element_of_the_window_as_in_max_pooling() -> None:
@@ -121,7 +134,7 @@ def test_odd_sizes_and_inference_run_the_layers_one_by_one() -> None:
     layers[0].build((9, 9, 1))  # 7 × 7 outputs: the pooling drops a row and a column
     layers[1].build((None, None, 5))
     x = np.random.default_rng(4).standard_normal((5, 9, 9, 1))
-    assert_fused_equals_layers(layers, x)
+    assert assert_fused_equals_layers(layers, x)._chained
     step = NormalizedPooledConvolution(*layers)
     conv, norm, pool = copy.deepcopy(layers)
     expected = pool.forward(norm.forward(conv.linear_forward(x)))
