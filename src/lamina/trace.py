@@ -22,6 +22,7 @@ from lamina.engine.fusion import PooledConvolution
 from lamina.engine.normalized_pooling import NormalizedPooledConvolution
 from lamina.engine.plan import InPlaceActivation, LinearStep, Step
 from lamina.engine.rewind import unchanged
+from lamina.engine.tiled_normalized_pooling import TiledNormalizedPooling
 from lamina.errors import NotCompiledError
 from lamina.layers.activations import Linear, ReLU, Sigmoid, Softmax, Tanh
 from lamina.layers.conv import Conv2D
@@ -44,7 +45,7 @@ FORWARD: dict[type, tuple[str, str]] = {
     PooledConvolution: ("z", "z = maxpool(X ⋆ K + b)  (notes §1.11)"),
     NormalizedPooledConvolution: (
         "a",
-        "a = maxpool(γ·(X ⋆ K + b − μ)/√(σ² + ε) + β)  (notes §1.11; docs/formulas.md §12)",
+        "a = maxpool(γ·(X ⋆ K + b − μ)/√(σ² + ε) + β)  (notes §1.11; docs/formulas.md §13)",
     ),
     ReLU: ("a", "a = max(0, z)  (notes §1.2, §3.2.2)"),
     Sigmoid: ("a", "a = 1 / (1 + e⁻ᶻ)  (notes §1.7, §3.2.2)"),
@@ -71,6 +72,8 @@ BACKWARD: dict[type, str] = {
     ),
     Flatten: "δ reshaped back  (notes §1.9)",
 }
+FORWARD[TiledNormalizedPooling] = FORWARD[NormalizedPooledConvolution]
+BACKWARD[TiledNormalizedPooling] = BACKWARD[NormalizedPooledConvolution]
 PARAMETER: dict[tuple[type, str], str] = {
     (Dense, "weights"): "∂L/∂W = Xᵀ·δ  (notes §3.3.2)",
     (Dense, "biases"): "∂L/∂b = Σₙ δₙ  (notes §3.3.2)",

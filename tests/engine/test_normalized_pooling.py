@@ -1,4 +1,5 @@
-"""Conv2D → BatchNorm → MaxPool2D as one training step (``lamina.engine.normalized_pooling``):
+"""Conv2D → BatchNorm → MaxPool2D as one training step (``lamina.engine.normalized_pooling``,
+``lamina.engine.tiled_normalized_pooling``):
 the outputs, running statistics, gradients and ∂L/∂inputs of the three layers run one by
 one (float64, 1e-10), ties and odd sizes included; which plans fuse; its errors."""
 
@@ -12,6 +13,7 @@ import pytest
 
 import lamina as lm
 from lamina.engine.normalized_pooling import NormalizedPooledConvolution
+from lamina.engine.tiled_normalized_pooling import TiledNormalizedPooling
 from lamina.errors import BackwardError
 from lamina.layers import _lanes
 from lamina.layers.stack import named_tensors
@@ -50,9 +52,13 @@ def one_by_one(
     return out, dx
 
 
-def assert_fused_equals_layers(layers: Block, x: np.ndarray) -> NormalizedPooledConvolution:
+def assert_fused_equals_layers(
+    layers: Block,
+    x: np.ndarray,
+    kind: type[NormalizedPooledConvolution] = NormalizedPooledConvolution,
+) -> NormalizedPooledConvolution:
     plain = copy.deepcopy(layers)
-    step = NormalizedPooledConvolution(*layers)
+    step = kind(*layers)
     rng = np.random.default_rng(9)
     deltas: dict[tuple[int, ...], np.ndarray] = {}
 
@@ -169,10 +175,11 @@ def test_the_plan_fuses_an_im2col_convolution_its_batch_norm_and_pooling() -> No
     step = model.plan.steps[0]
     assert isinstance(step, NormalizedPooledConvolution)
     assert model.plan.step_names[:2] == ["conv2d+batch_norm+max_pool2d", "relu"]
-    # Winograd's convolutions (3×3, ≥ 16 channels) and an activation before the BatchNorm
-    # keep the layers apart
-    for model in (normalized_cnn(16), normalized_cnn(1, activation="tanh")):
-        assert not any(isinstance(s, NormalizedPooledConvolution) for s in model.plan.steps)
+    # a convolution by F(2×2, 3×3) (3×3, ≥ 16 channels) takes the tiled step; an activation
+    # before the BatchNorm keeps the layers apart
+    assert type(normalized_cnn(16).plan.steps[0]) is TiledNormalizedPooling
+    model = normalized_cnn(1, activation="tanh")
+    assert not any(isinstance(s, NormalizedPooledConvolution) for s in model.plan.steps)
 
 
 def test_a_fit_through_the_fused_step_equals_one_through_the_layers(
@@ -194,3 +201,68 @@ def test_a_fit_through_the_fused_step_equals_one_through_the_layers(
         results.append([array.copy() for _, array in named_tensors(model.layers)])
     for got, want in zip(*results, strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-11)
+
+
+def tiled_block(size: tuple[int, int], padding: str, input_grad: bool) -> Block:
+    rng = np.random.default_rng(size[0] * 10 + size[1])
+    conv = L.Conv2D(16, 5, 3, padding=padding, weight_l2=0.01)  # F(2×2, 3×3): ≥ 16 channels
+    norm, max_pool = L.BatchNorm(5, momentum=0.6), L.MaxPool2D(2)
+    for layer in (conv, norm, max_pool):
+        layer.astype(np.float64)
+    conv.build((*size, 16))
+    norm.build((None, None, 5))
+    conv.params["biases"][...] = rng.standard_normal(5)
+    norm.params["gamma"][...] = [0.5, -1.5, 2.0, 1.0, -0.3]
+    norm.params["beta"][...] = rng.standard_normal(5)
+    conv.input_grad = input_grad
+    return conv, norm, max_pool
+
+
+@pytest.mark.parametrize(
+    ("size", "padding", "input_grad"),
+    [
+        ((7, 7), "valid", True),  # 5 × 5 outputs: a strip row and a strip column (W2-BN: 11)
+        ((7, 6), "valid", True),  # a strip row only
+        ((8, 8), "valid", True),  # no strips
+        ((7, 7), "same", True),  # ∂L/∂I of the strips through the padding
+        ((9, 9), "valid", False),
+    ],
+)
+def test_the_tiled_step_is_the_three_layers(
+    size: tuple[int, int], padding: str, input_grad: bool
+) -> None:
+    layers = tiled_block(size, padding, input_grad)
+    x = np.random.default_rng(7).standard_normal((3, *size, 16))
+    step = assert_fused_equals_layers(layers, x, TiledNormalizedPooling)
+    assert not step._chained
+
+
+def test_the_tiled_step_runs_the_layers_one_by_one_for_maps_too_small_to_pool() -> None:
+    layers = tiled_block((3, 4), "valid", True)  # 1 × 2 outputs
+    x = np.random.default_rng(8).standard_normal((2, 3, 4, 16))
+    with pytest.raises(lm.errors.ShapeError):
+        TiledNormalizedPooling(*layers).forward(x, training=True)
+    with pytest.raises(BackwardError, match="training=True"):
+        TiledNormalizedPooling(*layers).backward(np.ones((2, 1, 1, 5)))
+
+
+def test_the_plan_fuses_a_winograd_convolution_its_batch_norm_and_pooling() -> None:
+    model = lm.Model(
+        [
+            L.Conv2D(1, 16, 3),
+            L.BatchNorm(),
+            L.ReLU(),
+            L.MaxPool2D(2),  # 13 × 13
+            L.Conv2D(16, 8, 3),  # 11 × 11, by F(2×2, 3×3)
+            L.BatchNorm(),
+            L.ReLU(),
+            L.MaxPool2D(2),
+            L.Flatten(),
+            L.Dense(5 * 5 * 8, 3, activation="softmax"),
+        ],
+        input_shape=(28, 28, 1),
+        seed=0,
+    )
+    assert type(model.plan.steps[0]) is NormalizedPooledConvolution
+    assert type(model.plan.steps[2]) is TiledNormalizedPooling
+    assert model.plan.step_names[2] == "conv2d_1+batch_norm_1+max_pool2d_1"

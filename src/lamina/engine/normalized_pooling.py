@@ -104,9 +104,7 @@ class NormalizedPooledConvolution:
         self._cache = None
         self._chained = not (training and self._reads_all(inputs))
         if self._chained:
-            outputs = self.conv.linear_forward(inputs, training=training)
-            outputs = self.norm.forward(outputs, training=training)
-            return self.pool.forward(outputs, training=training)
+            return self._forward_chained(inputs, training=training)
         conv, norm = self.conv, self.norm
         dtype = np.result_type(inputs, norm.params["gamma"])
         convolution = conv.unfold(
@@ -134,6 +132,17 @@ class NormalizedPooledConvolution:
         )
         (out_h, out_w), (ph, pw) = convolution.out, self.pool.pool_size
         return maximum.reshape(convolution.batch, out_h // ph, out_w // pw, conv.filters)
+
+    def _forward_chained(self, inputs: Array, *, training: bool) -> Array:
+        """The three layers' forwards one after another."""
+        outputs = self.conv.linear_forward(inputs, training=training)
+        outputs = self.norm.forward(outputs, training=training)
+        return self.pool.forward(outputs, training=training)
+
+    def _backward_chained(self, dvalues: Array) -> Array | None:
+        """The three layers' backwards, after :meth:`_forward_chained`."""
+        gradient = self.pool.backward(dvalues)
+        return self.conv.backward_linear(self.norm.backward(gradient))
 
     def _reads_all(self, inputs: Array) -> bool:
         """Whether the pooling reads every output pixel of the convolution (its size a
@@ -168,8 +177,7 @@ class NormalizedPooledConvolution:
 
     def backward(self, dvalues: Array) -> Array | None:
         if self._chained:
-            gradient = self.pool.backward(dvalues)
-            return self.conv.backward_linear(self.norm.backward(gradient))
+            return self._backward_chained(dvalues)
         cache = self._cache
         if cache is None:
             raise backward_needs_training(

@@ -33,6 +33,7 @@ from lamina.engine import spread
 from lamina.engine.folding import fold_batch_norms, fold_sources, folds, same_sources
 from lamina.engine.fusion import PooledConvolution, fusable
 from lamina.engine.normalized_pooling import NormalizedPooledConvolution, normalized_fusable
+from lamina.engine.tiled_normalized_pooling import TiledNormalizedPooling, tiled_normalized_fusable
 from lamina.layers.activated import ActivatedLayer
 from lamina.layers.activations import Activation, ReLU, Softmax
 from lamina.layers.base import Layer
@@ -258,8 +259,9 @@ class ExecutionPlan:
 
 def _fuse_convolution_pooling(steps: list[Step]) -> list[Step]:
     """Each Conv2D's linear step directly followed by a MaxPool2D with stride = pool size
-    becomes one :class:`PooledConvolution`; with a BatchNorm between them (and the
-    convolution by im2col), one :class:`NormalizedPooledConvolution`."""
+    becomes one :class:`PooledConvolution`; with a BatchNorm between them, one
+    :class:`NormalizedPooledConvolution` (a convolution by im2col) or
+    :class:`TiledNormalizedPooling` (by F(2×2, 3×3))."""
     fused: list[Step] = []
     for step in steps:
         previous = fused[-1] if fused else None
@@ -271,6 +273,12 @@ def _fuse_convolution_pooling(steps: list[Step]) -> list[Step]:
             assert isinstance(before.layer, Conv2D) and isinstance(previous, BatchNorm)
             assert isinstance(step, MaxPool2D)
             fused[-2:] = [NormalizedPooledConvolution(before.layer, previous, step)]
+        elif isinstance(before, LinearStep) and tiled_normalized_fusable(
+            before.layer, previous, step
+        ):
+            assert isinstance(before.layer, Conv2D) and isinstance(previous, BatchNorm)
+            assert isinstance(step, MaxPool2D)
+            fused[-2:] = [TiledNormalizedPooling(before.layer, previous, step)]
         else:
             fused.append(step)
     return fused
