@@ -43,6 +43,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lamina.errors import BackwardError
 from lamina.layers._rows import ones_vector
 from lamina.layers._workspace import Workspace
 from lamina.layers.conv import Conv2D, ConvolutionCache, backward_needs_training
@@ -144,6 +145,12 @@ class NormalizedPooledConvolution:
         gradient = self.pool.backward(dvalues)
         return self.conv.backward_linear(self.norm.backward(gradient))
 
+    def _untrained(self) -> BackwardError:
+        """The error of a backward with no training forward before it."""
+        return backward_needs_training(
+            f"{self.conv.describe()} → {self.norm.describe()} → {self.pool.describe()}"
+        )
+
     def _reads_all(self, inputs: Array) -> bool:
         """Whether the pooling reads every output pixel of the convolution (its size a
         multiple of the pool's) — and there are some."""
@@ -180,9 +187,7 @@ class NormalizedPooledConvolution:
             return self._backward_chained(dvalues)
         cache = self._cache
         if cache is None:
-            raise backward_needs_training(
-                f"{self.conv.describe()} → {self.norm.describe()} → {self.pool.describe()}"
-            )
+            raise self._untrained()
         norm, conv = self.norm, self.conv
         delta = dvalues.reshape(-1, conv.filters)  # δ_P, (pooled rows, F)
         cols = cache.convolution.cols

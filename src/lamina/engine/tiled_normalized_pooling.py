@@ -35,7 +35,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from lamina.engine.normalized_pooling import NormalizedPooledConvolution
 from lamina.layers._im2col import PaddedGeometry, crop, pad
 from lamina.layers._products import transposed_product
-from lamina.layers.conv import Conv2D, ConvolutionCache, backward_needs_training
+from lamina.layers.conv import Conv2D, ConvolutionCache
 from lamina.layers.normalization import BatchNorm
 from lamina.layers.pooling import MaxPool2D, route_to_maxima, running_maximum
 
@@ -131,9 +131,7 @@ class TiledNormalizedPooling(NormalizedPooledConvolution):
             return self._backward_chained(dvalues)
         cache = self._tiled
         if cache is None:
-            raise backward_needs_training(
-                f"{self.conv.describe()} → {self.norm.describe()} → {self.pool.describe()}"
-            )
+            raise self._untrained()
         conv, rows = self.conv, cache.block_rows
         delta = np.empty((4 * rows + len(cache.strips.cols), conv.filters), dvalues.dtype)
         delta[4 * rows :] = 0  # the strips are not pooled
