@@ -381,6 +381,21 @@ def test_pooled_convolution_equals_the_layers_run_one_by_one() -> None:
             np.testing.assert_allclose(grad, planned[f"{layer.name}/{key}"], rtol=1e-5, atol=1e-7)
 
 
+def fused_and_layers(
+    conv: L.Conv2D, pool: L.MaxPool2D, X: np.ndarray, rng: np.random.Generator
+) -> tuple[list[np.ndarray | None], list[np.ndarray | None], dict[str, np.ndarray]]:
+    """([P, ∂L/∂X, δ] of the PooledConvolution, [P, ∂L/∂X] of the two layers one by one,
+    the fused step's gradients); the layers' gradients are left in ``conv.grads``."""
+    step = PooledConvolution(conv, pool)
+    fused = step.forward(X, training=True)
+    dvalues = rng.standard_normal(fused.shape)
+    dx = step.backward(dvalues)
+    fused_grads = {key: grad.copy() for key, grad in conv.grads.items()}
+    reference = pool.forward(conv.forward(X, training=True), training=True)
+    reference_dx = conv.backward(pool.backward(dvalues))
+    return [fused, dx, dvalues], [reference, reference_dx], fused_grads
+
+
 @pytest.mark.parametrize(
     ("channels", "size", "conv_args", "pool_size"),
     [
@@ -402,14 +417,10 @@ def test_pooled_convolution_float64_matches_layers_and_numerical_gradients(
     conv = L.Conv2D(channels, 4, **conv_args)
     pool = L.MaxPool2D(pool_size)
     conv.astype(np.float64)
-    step = PooledConvolution(conv, pool)
-    fused = step.forward(X, training=True)
-    dvalues = rng.standard_normal(fused.shape)
-    dx = step.backward(dvalues)
-    fused_grads = {key: grad.copy() for key, grad in conv.grads.items()}
-    reference = pool.forward(conv.forward(X, training=True), training=True)
+    (fused, dx, _), (reference, reference_dx), fused_grads = fused_and_layers(conv, pool, X, rng)
+    assert fused is not None
     np.testing.assert_allclose(fused, reference, rtol=1e-13, atol=1e-14)
-    np.testing.assert_allclose(dx, conv.backward(pool.backward(dvalues)), rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(dx, reference_dx, rtol=1e-12, atol=1e-13)
     for key, grad in conv.grads.items():
         np.testing.assert_allclose(fused_grads[key], grad, rtol=1e-12, atol=1e-13)
 
@@ -420,6 +431,39 @@ def test_pooled_convolution_float64_matches_layers_and_numerical_gradients(
     assert type(model._plan.steps[0]) is PooledConvolution
     targets = rng.standard_normal((5, fused[0].size))
     assert lm.gradcheck(model, X, targets).max_error < 1e-6
+
+
+@pytest.mark.parametrize("block_bytes", [normalization.BLOCK_BYTES, 4 * 8 * 7])
+@pytest.mark.parametrize("input_grad", [False, True])
+def test_pooled_convolution_in_blocks_of_rows_is_the_layers(
+    monkeypatch: pytest.MonkeyPatch, block_bytes: int, input_grad: bool
+) -> None:
+    # by im2col, S is made and pooled a block of rows at a time (7 rows a block, the last
+    # ragged, or one block), and a first layer's ∂L/∂K is summed over the same blocks,
+    # each routed just before; integer pixels make windows whose outputs tie
+    monkeypatch.setattr(normalization, "BLOCK_BYTES", block_bytes)
+    rng = np.random.default_rng(11)
+    X = rng.integers(0, 3, (6, 9, 11, 1)).astype(np.float64)
+    conv, pool = L.Conv2D(1, 4, 3), L.MaxPool2D(2)
+    conv.astype(np.float64)
+    conv.params["weights"][...] = rng.integers(-1, 2, conv.params["weights"].shape)
+    conv.input_grad = input_grad
+    (fused, dx, dvalues), (reference, reference_dx), fused_grads = fused_and_layers(
+        conv, pool, X, rng
+    )
+    assert dvalues is not None
+    np.testing.assert_array_equal(fused, reference)  # the same dot products, each exact
+    if input_grad:
+        np.testing.assert_allclose(dx, reference_dx, rtol=1e-12, atol=1e-13)
+    else:
+        assert dx is None
+    for key, grad in conv.grads.items():
+        np.testing.assert_allclose(fused_grads[key], grad, rtol=1e-12, atol=1e-13)
+    step = PooledConvolution(conv, pool)
+    inference = step.forward(X)  # keeps nothing: a backward now is refused
+    np.testing.assert_array_equal(inference, reference)
+    with pytest.raises(lm.errors.BackwardError):
+        step.backward(dvalues)
 
 
 def test_pooling_that_overlaps_or_follows_another_activation_is_not_fused() -> None:

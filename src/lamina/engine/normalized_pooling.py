@@ -43,12 +43,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lamina.engine.fusion import pooled_maximum, routed_product, routed_rows
 from lamina.errors import BackwardError
 from lamina.layers._rows import ones_vector
 from lamina.layers._workspace import Workspace
 from lamina.layers.conv import Conv2D, ConvolutionCache, backward_needs_training
 from lamina.layers.normalization import BatchNorm, row_blocks
-from lamina.layers.pooling import MaxPool2D, route_to_maxima
+from lamina.layers.pooling import MaxPool2D
 
 Array = np.ndarray
 
@@ -127,7 +128,11 @@ class NormalizedPooledConvolution:
         gamma, beta = norm.params["gamma"], norm.params["beta"]
         normalizing = centered_kernel * (gamma * inverse_std).astype(np.float64)
         normalizing[-1] += beta
-        maximum, took_over = self._pooled(cols, normalizing.astype(dtype))
+        windows = len(self.pool_positions())
+        maximum, took_over = pooled_maximum(
+            cols, normalizing.astype(dtype), windows, self._workspace, record=True
+        )
+        assert took_over is not None
         self._cache = NormalizedPoolingCache(
             convolution, gram, centered_kernel, inverse_std, m, took_over
         )
@@ -160,24 +165,6 @@ class NormalizedPooledConvolution:
         ph, pw = self.pool.pool_size
         return bool(out_h and out_w and out_h % ph == 0 and out_w % pw == 0)
 
-    def _pooled(self, cols: Array, normalizing: Array) -> tuple[Array, list[Array]]:
-        """(P, the running maximum's records), both (pooled rows, F): y = cols · K′ of each
-        block of the pooling window, made and folded in a block of rows at a time."""
-        windows = len(self.pool_positions())
-        pooled_rows, features = len(cols) // windows, normalizing.shape[1]
-        maximum = np.empty((pooled_rows, features), normalizing.dtype)
-        took_over = [np.empty(maximum.shape, np.bool_) for _ in range(windows - 1)]
-        for rows in row_blocks((pooled_rows, features), normalizing.dtype):
-            size = rows.stop - rows.start
-            y = self._workspace.empty("y", (size, features), normalizing.dtype)
-            np.matmul(cols[rows], normalizing, out=maximum[rows])
-            for position in range(1, windows):
-                start = position * pooled_rows
-                np.matmul(cols[start + rows.start : start + rows.stop], normalizing, out=y)
-                np.greater(y, maximum[rows], out=took_over[position - 1][rows])
-                np.maximum(maximum[rows], y, out=maximum[rows])
-        return maximum, took_over
-
     def pool_positions(self) -> range:
         """The positions (a·pw + b) inside a pooling window: one block of cols each."""
         return range(self.pool.pool_size[0] * self.pool.pool_size[1])
@@ -192,7 +179,7 @@ class NormalizedPooledConvolution:
         delta = dvalues.reshape(-1, conv.filters)  # δ_P, (pooled rows, F)
         cols = cache.convolution.cols
         assert cols is not None
-        routed = self._routed_product(cols, delta, cache.took_over)  # colsᵀ·δ, float64
+        routed = routed_product(cols, delta, cache.took_over, self._workspace)  # colsᵀ·δ
         sum_delta = column_sums(delta).astype(np.float64)  # Σ δ = Σ δ_P
         sum_delta_centered = np.einsum("kf,kf->f", routed, cache.centered_kernel)
         grads = norm.gradient_buffers()  # this process's part, as BatchNorm's backward
@@ -216,26 +203,6 @@ class NormalizedPooledConvolution:
             cache, delta, dz_kernel.astype(delta.dtype), a.astype(delta.dtype)
         )
 
-    def _routed_product(self, cols: Array, delta: Array, took_over: list[Array]) -> Array:
-        """colsᵀ·δ in float64, δ = δ_P at each window's maximum and 0 elsewhere, routed a
-        block of rows at a time."""
-        windows, (pooled_rows, features) = len(took_over) + 1, delta.shape
-        product = np.zeros((cols.shape[1], features), np.float64)
-        for rows in row_blocks((pooled_rows, features), delta.dtype):
-            routed = self._route(delta, took_over, rows)
-            for position in range(windows):
-                start = position * pooled_rows
-                product += cols[start + rows.start : start + rows.stop].T @ routed[position]
-        return product
-
-    def _route(self, delta: Array, took_over: list[Array], rows: slice) -> Array:
-        """δ_P of ``rows`` given to the block that held each maximum: (positions, rows, F)."""
-        shape = (len(took_over) + 1, rows.stop - rows.start, delta.shape[1])
-        routed = self._workspace.empty("routed", shape, delta.dtype)
-        took = [took_over_k[rows] for took_over_k in took_over]
-        route_to_maxima(delta[rows], took, list(routed), accumulate=False)
-        return routed
-
     def _input_gradient(
         self, cache: NormalizedPoolingCache, delta: Array, dz_kernel: Array, a: Array
     ) -> Array | None:
@@ -245,7 +212,7 @@ class NormalizedPooledConvolution:
         pooled_rows = len(delta)
         dz = np.empty((len(cols), delta.shape[1]), delta.dtype)
         for rows in row_blocks(delta.shape, delta.dtype):
-            routed = self._route(delta, cache.took_over, rows)
+            routed = routed_rows(delta, cache.took_over, rows, self._workspace)
             for position in self.pool_positions():
                 block = slice(
                     position * pooled_rows + rows.start, position * pooled_rows + rows.stop
