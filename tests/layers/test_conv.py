@@ -466,6 +466,16 @@ def test_pooled_convolution_in_blocks_of_rows_is_the_layers(
         step.backward(dvalues)
 
 
+@pytest.mark.parametrize("channels", [1, 16])  # by im2col, by F(2×2, 3×3)
+def test_pooled_convolution_names_the_shape_errors(channels: int) -> None:
+    step = PooledConvolution(L.Conv2D(channels, 4, 3), L.MaxPool2D(2))
+    with pytest.raises(lm.errors.ShapeError, match="pool is larger than the 1×1 input"):
+        step.forward(np.zeros((2, 3, 3, channels), np.float32), training=True)
+    for shape in ((2, 6, 6, channels + 1), (2, 6, 6)):
+        with pytest.raises(lm.errors.ShapeError, match="expects NHWC images"):
+            step.forward(np.zeros(shape, np.float32))
+
+
 def test_pooling_that_overlaps_or_follows_another_activation_is_not_fused() -> None:
     for layers in (
         [L.Conv2D(1, 2, 3), L.MaxPool2D(3, stride=2)],

@@ -12,6 +12,7 @@ import pytest
 import lamina as lm
 from lamina.layers import _winograd as winograd
 from lamina.layers._workspace import MAX_KEPT_BYTES, Workspace
+from lamina.layers.pooling import running_maximum
 
 from .test_conv import reference_conv
 
@@ -86,6 +87,39 @@ def test_an_inference_forward_in_its_own_passes_gives_the_training_blocks(
     inferred, cache = winograd.forward(images, kernels, biases, grid, Workspace(), training=False)
     assert cache is None
     assert relative_error(inferred, trained) <= 1e-12  # the same products, in other passes
+
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("pooled_tiles", [winograd.POOLED_CHUNK_TILES, 7, 1])
+def test_max_pooled_is_the_running_maximum_of_the_four_blocks(
+    training: bool, pooled_tiles: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # integer pixels and kernels: every output is exact (F(2×2, 3×3)'s ½ are dyadic), and
+    # windows tie; the maxima, their records and the kept tiles are those of forward's
+    # blocks through running_maximum, whatever the passes (ragged, one tile each)
+    monkeypatch.setattr(winograd, "POOLED_CHUNK_TILES", pooled_tiles)
+    monkeypatch.setattr(winograd, "CHUNK_TILES", pooled_tiles)
+    rng = np.random.default_rng(23)
+    images = rng.integers(-1, 2, (5, 11, 10, 16)).astype(np.float64)
+    kernels = rng.integers(-1, 2, (3, 3, 16, 4)).astype(np.float64)
+    biases = rng.integers(-2, 3, 4).astype(np.float64)
+    grid = winograd.tile_grid((9, 8), (2, 2))
+    blocks, cache = winograd.forward(images, kernels, biases, grid, Workspace(), training=training)
+    expected, expected_took = running_maximum(list(blocks), training)
+    maximum, took_over, pooled_cache = winograd.max_pooled(
+        images, kernels, biases, grid, Workspace(), training=training
+    )
+    np.testing.assert_array_equal(maximum, expected)
+    if not training:
+        assert took_over is None and pooled_cache is None
+        return
+    assert took_over is not None and expected_took is not None
+    assert pooled_cache is not None and cache is not None
+    for took, wanted in zip(took_over, expected_took, strict=True):
+        np.testing.assert_array_equal(took, wanted)
+    assert any(took.any() for took in took_over) and not all(took.all() for took in took_over)
+    np.testing.assert_array_equal(pooled_cache.tiles, cache.tiles)
+    assert pooled_cache.grid == cache.grid and pooled_cache.padded_shape == cache.padded_shape
 
 
 def test_inference_passes_follow_the_l2_cache(tmp_path: Path) -> None:

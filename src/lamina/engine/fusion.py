@@ -23,6 +23,8 @@ is still in cache, and a backward that passes no ∂L/∂inputs on (a model's fi
 sums ∂L/∂K = colsᵀ·δ over the same blocks of rows, each routed just before
 (:func:`routed_product`) — S and δ of W2's first convolution are 11 MB at batch 128. (Its
 forward, half a batch on one core: 0.7 against 1.3 ms; its backward 1.4 against 1.9 ms.)
+By F(2×2, 3×3) into a 2×2 pooling, each chunk of tiles' four outputs is pooled while in
+cache (``Conv2D.max_pooled_by_tiles``), so those four blocks are never written whole either.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import numpy as np
 from lamina.layers._workspace import Workspace
 from lamina.layers.conv import Conv2D, ConvolutionCache, backward_needs_training
 from lamina.layers.normalization import row_blocks
-from lamina.layers.pooling import MaxPool2D, route_to_maxima, running_maximum
+from lamina.layers.pooling import MaxPool2D, route_to_maxima
 
 Array = np.ndarray
 
@@ -81,34 +83,30 @@ class PooledConvolution:
     def forward(self, inputs: Array, *, training: bool = False) -> Array:
         self._cache = None  # the last pass's cols go first: the new ones reuse their memory
         conv, pool = self.conv, self.pool.pool_size
-        if conv.runs_by_tiles(pool):
-            # the convolution's cache is kept if training
-            blocks, convolution = conv.products(inputs, pool=pool, training=training)
-            shape = self._pooled_shape(convolution)
-            # one block of S per position in the pooling window, folded in while in cache
-            maximum, took_over = running_maximum(
-                (block.reshape(shape) for block in blocks), training
-            )
+        shape = self._pooled_shape(inputs)
+        if conv.runs_by_tiles(pool):  # a 2×2 pool: each chunk of tiles pooled in cache
+            maximum, took_over, convolution = conv.max_pooled_by_tiles(inputs, training=training)
         else:
             convolution = conv.unfold(inputs, pool=pool, scratch=True)
-            shape = self._pooled_shape(convolution)
             assert convolution.cols is not None
             kernel = conv.kernel_matrix()
             maximum, took_over = pooled_maximum(
                 convolution.cols, kernel, pool[0] * pool[1], self._workspace, record=training
             )
-            maximum = maximum.reshape(shape)
-            if took_over is not None:  # shaped like P, as the pooling's records
-                took_over = [took.reshape(shape) for took in took_over]
-        if took_over is not None:
-            self._cache = PooledConvolutionCache(convolution, took_over)
-        return maximum
+        if took_over is not None:  # shaped like P, as the pooling's records
+            self._cache = PooledConvolutionCache(
+                convolution, [took.reshape(shape) for took in took_over]
+            )
+        return maximum.reshape(shape)
 
-    def _pooled_shape(self, convolution: ConvolutionCache) -> tuple[int, int, int, int]:
-        """(N, pooled_h, pooled_w, F); a ShapeError when the convolution's output is smaller
-        than the pool."""
-        pooled_h, pooled_w = self.pool.pooled_size(*convolution.geometry.output)
-        return (convolution.batch, pooled_h, pooled_w, self.conv.filters)
+    def _pooled_shape(self, inputs: Array) -> tuple[int, int, int, int]:
+        """(N, pooled_h, pooled_w, F); the convolution's ShapeError for a batch of the wrong
+        shape, the pooling's when the convolution's output is smaller than the pool."""
+        self.conv.check_batch(inputs)
+        out_h, out_w, _ = self.conv.output_shape(inputs.shape[1:])
+        assert out_h is not None and out_w is not None  # an array's sizes are known
+        pooled_h, pooled_w = self.pool.pooled_size(out_h, out_w)
+        return (len(inputs), pooled_h, pooled_w, self.conv.filters)
 
     def backward(self, dvalues: Array) -> Array | None:
         cache = self._cache
@@ -162,7 +160,7 @@ def routed_product(
         routed = routed_rows(delta, took_over, rows, workspace)
         for position in range(windows):
             start = position * pooled_rows
-            product += cols[start + rows.start : start + rows.stop].T @ routed[position]
+            product += np.matmul(cols[start + rows.start : start + rows.stop].T, routed[position])
     return product
 
 

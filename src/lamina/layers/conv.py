@@ -286,7 +286,8 @@ class Conv2D(ActivatedLayer):
             f"{format_shape(input_shape)}: {mistake}"
         )
 
-    def _check(self, inputs: Array) -> None:
+    def check_batch(self, inputs: Array) -> None:
+        """A ShapeError unless ``inputs`` is an NHWC batch with this layer's channels."""
         if inputs.ndim == 4 and inputs.shape[-1] == self.in_channels:
             return
         mistake = layout_mistake(inputs.shape[1:], self.in_channels) if inputs.ndim else None
@@ -325,7 +326,7 @@ class Conv2D(ActivatedLayer):
         forward overwrites. Blocks are made as they are read (each while in cache). By
         Winograd's F(2×2, 3×3) where :func:`winograd.applicable`, else im2col; the cache is
         complete only when ``training``."""
-        self._check(inputs)
+        self.check_batch(inputs)
         batch, height, width, _ = inputs.shape
         geometry = self._geometry(height, width)
         by_tiles = self.runs_by_tiles(pool)
@@ -342,19 +343,32 @@ class Conv2D(ActivatedLayer):
             return self._pooled_blocks(cols, pool), cache
         grid = winograd.tile_grid(geometry.output, pool)
         out = geometry.output if pool is None else (2 * grid[0], 2 * grid[1])
-        params = self.params
+        weights, biases = self.params["weights"], self.params["biases"]
         outputs, tiles = winograd.forward(
-            padded,
-            params["weights"],
-            params["biases"],
-            grid,
-            self._workspace,
-            training=training,
+            padded, weights, biases, grid, self._workspace, training=training
         )
         cache = ConvolutionCache(None, geometry, batch, out, pool, tiles)
         if pool is None:
             return iter([winograd.blocks_to_image(outputs, batch, grid, out)]), cache
         return iter(outputs), cache
+
+    def max_pooled_by_tiles(
+        self, inputs: Array, *, training: bool = False
+    ) -> tuple[Array, list[Array] | None, ConvolutionCache]:
+        """A 2×2 max pooling (stride 2) of S = I ⋆ K + b by F(2×2, 3×3), where
+        :meth:`runs_by_tiles` with that pool: (P, one row per pooled pixel (N·P_h·P_w, F);
+        ``training``: the running maximum's records, shaped like P; the cache), each chunk
+        of tiles pooled while in cache (``lamina.layers._winograd.max_pooled``)."""
+        self.check_batch(inputs)
+        geometry = self._geometry(*inputs.shape[1:3])
+        grid = winograd.tile_grid(geometry.output, winograd.POOL)
+        weights, biases = self.params["weights"], self.params["biases"]
+        maximum, took_over, tiles = winograd.max_pooled(
+            pad(inputs, geometry), weights, biases, grid, self._workspace, training=training
+        )
+        out, batch = (2 * grid[0], 2 * grid[1]), len(inputs)
+        cache = ConvolutionCache(None, geometry, batch, out, winograd.POOL, tiles)
+        return maximum, took_over, cache
 
     def runs_by_tiles(self, pool: tuple[int, int] | None) -> bool:
         """Whether :meth:`products` computes S by F(2×2, 3×3) (into a 2×2 ``pool`` or none)."""
@@ -381,7 +395,7 @@ class Conv2D(ActivatedLayer):
         order, or (``pool`` = (ph, pw)) in pool order for a max pooling with stride = pool
         size, only the output pixels it reads (``lamina.layers._im2col``). Keeps nothing;
         ``scratch``: cols in the layer's scratch memory, which its next forward overwrites."""
-        self._check(inputs)
+        self.check_batch(inputs)
         batch, height, width, _ = inputs.shape
         geometry = self._geometry(height, width)
         allocate = partial(self._workspace.empty, "cols") if scratch else np.empty
