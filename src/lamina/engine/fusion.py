@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lamina.layers._maxima import fold_maximum
 from lamina.layers._workspace import Workspace
 from lamina.layers.conv import Conv2D, ConvolutionCache, backward_needs_training
 from lamina.layers.normalization import row_blocks
@@ -143,9 +144,8 @@ def pooled_maximum(
         for position in range(1, windows):
             start = position * pooled_rows
             np.matmul(cols[start + rows.start : start + rows.stop], kernel, out=product)
-            if record:
-                np.greater(product, maximum[rows], out=took_over[position - 1][rows])
-            np.maximum(maximum[rows], product, out=maximum[rows])
+            took = took_over[position - 1][rows] if record else None
+            fold_maximum(maximum[rows], product, took)
     return maximum, took_over if record else None
 
 

@@ -59,6 +59,7 @@ from functools import cache
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from lamina.layers._maxima import fold_maximum
 from lamina.layers._workspace import Workspace
 
 Array = np.ndarray
@@ -296,9 +297,8 @@ def max_pooled(
         pooled = maximum[rows]
         np.copyto(pooled, outputs[0])
         for position in range(1, 4):
-            if took_over is not None:
-                np.greater(outputs[position], pooled, out=took_over[position - 1][rows])
-            np.maximum(pooled, outputs[position], out=pooled)
+            took = None if took_over is None else took_over[position - 1][rows]
+            fold_maximum(pooled, outputs[position], took)
     return maximum, took_over, chunks.cache
 
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from lamina._params import checked
 from lamina.errors import ShapeError
+from lamina.layers._maxima import fold_maximum
 from lamina.layers.base import LAYERS, Array, Layer, Shape, format_shape, size_pair
 from lamina.layers.conv import backward_needs_training
 
@@ -158,12 +159,13 @@ def running_maximum(grids: Iterable[Array], record: bool) -> tuple[Array, list[A
     holds the first of its tied maxima."""
     remaining = iter(grids)
     maximum = next(remaining).copy()
-    took_over: list[Array] | None = [] if record else None
+    took_over: list[Array] = []
     for grid in remaining:
-        if took_over is not None:
-            took_over.append(np.greater(grid, maximum))
-        np.maximum(maximum, grid, out=maximum)
-    return maximum, took_over
+        took = np.empty(maximum.shape, np.bool_) if record else None
+        fold_maximum(maximum, grid, took)
+        if took is not None:
+            took_over.append(took)
+    return maximum, took_over if record else None
 
 
 def route_to_maxima(
