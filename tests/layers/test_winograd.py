@@ -140,6 +140,15 @@ def test_inference_passes_follow_the_l2_cache(tmp_path: Path) -> None:
     )
 
 
+def test_pooled_passes_follow_the_cache_they_were_measured_on() -> None:
+    assert winograd.pooled_chunk_tiles(512 << 10) == 800  # AMD Zen 3: no pass fits L2
+    assert winograd.pooled_chunk_tiles(256 << 10) == 800
+    assert winograd.pooled_chunk_tiles(2 << 20) == 400  # Intel Xeon: half its unpooled 800
+    assert winograd.pooled_chunk_tiles(1 << 20) == 200  # half of 400, at least 200
+    assert winograd.pooled_chunk_tiles(None) == 400  # unknown: as the Xeon
+    assert winograd.POOLED_CHUNK_TILES == winograd.pooled_chunk_tiles(winograd.core_l2_bytes())
+
+
 def test_the_blocks_are_the_pool_order_of_a_2x2_pooling() -> None:
     # block a·2 + b, row (n, i, j) holds output pixel (2i + a, 2j + b); only ⌊out/2⌋ tiles
     rng = np.random.default_rng(22)

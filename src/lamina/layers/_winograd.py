@@ -107,12 +107,30 @@ def inference_chunk_tiles(l2_bytes: int | None) -> int:
 
 #: tiles per pass of an inference forward on this machine (:func:`inference_chunk_tiles`)
 INFERENCE_CHUNK_TILES = inference_chunk_tiles(core_l2_bytes())
-#: tiles per pass of :func:`max_pooled`'s inference forward: half of INFERENCE_CHUNK_TILES
-#: (a pass also holds its four outputs; W2 ``predict`` of 5,120 images on the 2 MB-L2
-#: Xeon, the settings alternating in one process, medians of three runs of six: 10.0k,
-#: 8.7k, 11.1k samples/s with 400 tiles, 9.3k, 9.2k, 10.0k with 200, 7.9k, 7.8k, 9.5k with
-#: 800 — and 8.4k, 7.8k, 9.8k for forward's blocks then the pooling, as before)
-POOLED_CHUNK_TILES = max(200, INFERENCE_CHUNK_TILES // 2)
+
+
+def pooled_chunk_tiles(l2_bytes: int | None) -> int:
+    """Tiles per pass of :func:`max_pooled`: half of :func:`inference_chunk_tiles` (at least
+    200) where a core's L2 holds 1 MB or more or its size is unknown, and 800 where it holds
+    less.
+
+    A pass also holds its four outputs, so where a pass nearly fits in L2 it is best kept
+    smaller than an unpooled one. Where L2 is small, no pass of a useful size fits (W2's
+    second convolution needs ~7 KB a tile), the passes run from L3 whatever their size, and
+    fewer, larger NumPy calls win. Measured, W2 ``predict`` of 5,120 images, the settings
+    alternating in one process: on the Intel Xeon with 2 MB of L2, medians of three runs of
+    six, 10.0k, 8.7k, 11.1k samples/s with 400 tiles, 9.3k, 9.2k, 10.0k with 200 and 7.9k,
+    7.8k, 9.5k with 800; on an AMD Zen 3 with 512 KB (runs of six), 19.9k with 800 against
+    18.2k with 400, 18.6k with 600 and 1,200, and 12.1–15.4k with 200. The 1 MB case is
+    not measured. Training's W2 epochs were the same with 200, 400 and 800 (6.2–6.5k
+    samples/s, within their noise)."""
+    if l2_bytes is not None and l2_bytes < 1 << 20:
+        return 800
+    return max(200, inference_chunk_tiles(l2_bytes) // 2)
+
+
+#: tiles per pass of :func:`max_pooled` on this machine (:func:`pooled_chunk_tiles`)
+POOLED_CHUNK_TILES = pooled_chunk_tiles(core_l2_bytes())
 #: below this many input channels the products are too thin to pay for the transforms
 #: (W2's first convolution, C = 1, stays with im2col)
 MIN_CHANNELS = 16
