@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import lamina as lm
+from lamina.errors import InputError
 
 L = lm.layers
 
@@ -190,3 +191,63 @@ def test_augmentation_from_the_library_trains_a_cnn() -> None:
     model.compile(loss="categorical_crossentropy", optimizer="adam")
     history = model.fit(images, rng.integers(0, 3, 64), epochs=2, batch_size=16, verbose=0)
     assert len(history.epoch) == 2 and np.isfinite(history.history["loss"]).all()
+
+
+class NaNAbove:
+    """A transformer that makes NaN of every value above ``limit`` (as log(−x) would)."""
+
+    fitted = True
+
+    def __init__(self, limit: float) -> None:
+        self.limit = limit
+
+    def fit(self, X: np.ndarray, y: np.ndarray | None = None) -> NaNAbove:
+        return self
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        return np.where(X > self.limit, np.nan, X).astype(np.float32)
+
+
+@pytest.mark.parametrize("validation_split", [0.0, 0.2])
+def test_fit_scans_its_inputs_for_nan_and_inf_once(
+    monkeypatch: pytest.MonkeyPatch, data: tuple[np.ndarray, np.ndarray], validation_split: float
+) -> None:
+    from lamina import validation
+
+    X, y = data
+    scanned: list[tuple[int, ...]] = []
+    real = validation.sums_finite
+
+    def counting(array: np.ndarray) -> bool:
+        scanned.append(array.shape)
+        return real(array)
+
+    monkeypatch.setattr(validation, "sums_finite", counting)
+    classifier().fit(X, y, epochs=1, verbose=0, validation_split=validation_split)
+    assert scanned.count(X.shape) == 1  # the whole X, before the split
+    n_val = round(len(X) * validation_split)
+    assert not any(shape[0] in (len(X) - n_val, n_val) for shape in scanned if shape != X.shape)
+
+
+def test_fit_still_refuses_nan_in_its_inputs_and_after_the_preprocessing(
+    data: tuple[np.ndarray, np.ndarray],
+) -> None:
+    X, y = data
+    bad = X.copy()
+    bad[7, 2] = np.nan
+    with pytest.raises(
+        InputError,
+        match=r"`X`: expected finite values, received 1 NaN value\(s\), the first at index \(7, 2",
+    ):
+        classifier().fit(bad, y, epochs=1, verbose=0)
+    with pytest.raises(InputError, match="`X after preprocessing`: expected finite"):
+        classifier(preprocessing=NaNAbove(50.0)).fit(X, y, epochs=1, verbose=0)
+    with pytest.raises(
+        InputError, match="`X_val after preprocessing`: expected finite"
+    ):  # the held-out rows
+        classifier(preprocessing=NaNAbove(85.0)).fit(  # rows 0–79 (values < 83) train
+            X, y, epochs=1, verbose=0, validation_split=0.2
+        )
+    model = classifier()
+    with pytest.raises(InputError, match="`X_val`: expected finite"):  # validation_data: checked
+        model.fit(X, y, epochs=1, verbose=0, validation_data=(bad, y))

@@ -126,7 +126,7 @@ def array_batches(
     pre = model.preprocessing
     if pre is not None and not getattr(pre, "fitted", False):
         pre.fit(X_raw, y_raw)
-    X_train = model.prepare_inputs(X_raw)
+    X_train = inputs.model_inputs(model, X_raw, "X", finite=True, raw_checked=True)
     inputs.fit_target_preprocessing(model, y_raw, X_train)
     y_train = model.prepare_targets(y_raw, X_train)
     for metric in model.metrics:
@@ -140,8 +140,10 @@ def array_batches(
     validation = None
     if validation_raw is not None:
         X_val, y_val, w_val = validation_raw
-        prepared = model.prepare_data(X_val, y_val, names=("X_val", "y_val"))
-        validation = (*prepared, weighting.check_sample_weight(w_val, len(prepared[0])))
+        split = validation_data is None  # a slice of X_raw, checked above
+        X_val = inputs.model_inputs(model, X_val, "X_val", finite=True, raw_checked=split)
+        y_val = model.prepare_targets(y_val, X_val, ("X_val", "y_val"))
+        validation = (X_val, y_val, weighting.check_sample_weight(w_val, len(X_val)))
     size = len(X_train) if batch_size is None else batch_size
     return ArrayBatches(X_train, y_train, size, shuffle, rng, weights), validation
 

@@ -27,9 +27,14 @@ if TYPE_CHECKING:
 Array = np.ndarray
 
 
-def model_inputs(model: Model, X: ArrayLike, name: str, *, finite: bool) -> Array:
-    """Model inputs from raw X (see :meth:`lamina.model.Model.prepare_inputs`)."""
-    array = numeric_samples(X, name, finite=finite)
+def model_inputs(
+    model: Model, X: ArrayLike, name: str, *, finite: bool, raw_checked: bool = False
+) -> Array:
+    """Model inputs from raw X (see :meth:`lamina.model.Model.prepare_inputs`).
+    ``raw_checked``: X has passed :func:`~lamina.validation.numeric_samples`' finiteness
+    check already (``fit`` checks its arrays before splitting them), so it is not scanned a
+    second time; what the preprocessing makes of it still is, with ``finite``."""
+    array = numeric_samples(X, name, finite=finite and not raw_checked)
     if model.preprocessing is not None:
         require_fitted(model.preprocessing, "evaluate or predict")
         array = np.asarray(model.preprocessing.transform(array))
