@@ -40,6 +40,13 @@ def reference_gradients(
     return dkernels, delta.sum(axis=(0, 1, 2)), dimages
 
 
+def products_in_blocks_of(tiles: int | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make every pass's products in blocks of ``tiles`` tiles (None: the machine's rule)."""
+    if tiles is not None:
+        monkeypatch.setattr(winograd, "product_tiles", lambda *_: tiles)
+
+
+@pytest.mark.parametrize("block_tiles", [None, 4])  # the machine's blocks; ragged blocks
 @pytest.mark.parametrize("chunk_tiles", [winograd.CHUNK_TILES, 1])  # one pass, one per image
 @pytest.mark.parametrize(
     ("size", "channels", "filters"), [((6, 6), 16, 3), ((7, 8), 17, 2), ((3, 3), 16, 1)]
@@ -49,10 +56,12 @@ def test_tiles_compute_the_notes_convolution_and_its_gradients(
     channels: int,
     filters: int,
     chunk_tiles: int,
+    block_tiles: int | None,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # even and odd output sizes (the last tiles half outside), down to one output pixel
     monkeypatch.setattr(winograd, "CHUNK_TILES", chunk_tiles)
+    products_in_blocks_of(block_tiles, monkeypatch)
     rng = np.random.default_rng(21)
     images = rng.standard_normal((3, *size, channels))
     kernels = rng.standard_normal((3, 3, channels, filters))
@@ -74,11 +83,13 @@ def test_tiles_compute_the_notes_convolution_and_its_gradients(
         assert relative_error(actual, wanted) <= 1e-12
 
 
+@pytest.mark.parametrize("block_tiles", [None, 3])
 @pytest.mark.parametrize("inference_tiles", [winograd.INFERENCE_CHUNK_TILES, 20, 1])
 def test_an_inference_forward_in_its_own_passes_gives_the_training_blocks(
-    inference_tiles: int, monkeypatch: pytest.MonkeyPatch
+    inference_tiles: int, block_tiles: int | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(winograd, "INFERENCE_CHUNK_TILES", inference_tiles)
+    products_in_blocks_of(block_tiles, monkeypatch)
     rng = np.random.default_rng(22)
     images = rng.standard_normal((5, 10, 9, 16))
     kernels, biases = rng.standard_normal((3, 3, 16, 4)), rng.standard_normal(4)
@@ -90,15 +101,20 @@ def test_an_inference_forward_in_its_own_passes_gives_the_training_blocks(
 
 
 @pytest.mark.parametrize("training", [True, False])
-@pytest.mark.parametrize("pooled_tiles", [winograd.POOLED_CHUNK_TILES, 7, 1])
+@pytest.mark.parametrize(
+    ("pooled_tiles", "block_tiles"),
+    [(winograd.POOLED_CHUNK_TILES, None), (7, None), (1, None), (40, 3), (40, 40)],
+)
 def test_max_pooled_is_the_running_maximum_of_the_four_blocks(
-    training: bool, pooled_tiles: int, monkeypatch: pytest.MonkeyPatch
+    training: bool, pooled_tiles: int, block_tiles: int | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # integer pixels and kernels: every output is exact (F(2×2, 3×3)'s ½ are dyadic), and
     # windows tie; the maxima, their records and the kept tiles are those of forward's
-    # blocks through running_maximum, whatever the passes (ragged, one tile each)
+    # blocks through running_maximum, whatever the passes (ragged, one tile each) and the
+    # blocks of products within them (ragged: 40 tiles in 3s)
     monkeypatch.setattr(winograd, "POOLED_CHUNK_TILES", pooled_tiles)
     monkeypatch.setattr(winograd, "CHUNK_TILES", pooled_tiles)
+    products_in_blocks_of(block_tiles, monkeypatch)
     rng = np.random.default_rng(23)
     images = rng.integers(-1, 2, (5, 11, 10, 16)).astype(np.float64)
     kernels = rng.integers(-1, 2, (3, 3, 16, 4)).astype(np.float64)
@@ -147,6 +163,15 @@ def test_pooled_passes_follow_the_cache_they_were_measured_on() -> None:
     assert winograd.pooled_chunk_tiles(1 << 20) == 200  # half of 400, at least 200
     assert winograd.pooled_chunk_tiles(None) == 400  # unknown: as the Xeon
     assert winograd.POOLED_CHUNK_TILES == winograd.pooled_chunk_tiles(winograd.core_l2_bytes())
+
+
+def test_product_blocks_fit_half_the_l2_cache_with_their_outputs() -> None:
+    # (16 products + 4 outputs) × filters × itemsize bytes a tile, in half of L2
+    assert winograd.product_tiles(2 << 20, 64, 4) == 204  # Intel Xeon, W2's 64 filters
+    assert winograd.product_tiles(2 << 20, 64, 8) == 102  # float64: half as many
+    assert winograd.product_tiles(None, 64, 4) == 102  # unknown: 1 MB assumed
+    assert winograd.product_tiles(512 << 10, 64, 4) == winograd.MIN_PRODUCT_TILES  # Zen 3
+    assert winograd.product_tiles(2 << 20, 4, 4) == 3276  # few filters: whole passes
 
 
 def test_the_blocks_are_the_pool_order_of_a_2x2_pooling() -> None:
@@ -246,6 +271,21 @@ def test_workspace_hands_out_one_array_per_name_and_keeps_no_huge_ones() -> None
     assert workspace.empty("h", huge, np.dtype(np.float32)) is not workspace.empty(
         "h", huge, np.dtype(np.float32)
     )
+
+
+def test_workspace_prefixes_reuse_one_array_for_blocks_of_varying_length() -> None:
+    workspace, f4 = Workspace(), np.dtype(np.float32)
+    full = workspace.prefix("p", (4, 10, 3), f4, axis=1)
+    assert full.shape == (4, 10, 3) and full.base is not None
+    short = workspace.prefix("p", (4, 7, 3), f4, axis=1)  # a pass's last, shorter block
+    assert short.shape == (4, 7, 3) and np.shares_memory(short, full)
+    assert short.reshape(4, -1).shape == (4, 21)  # a view: the blocks' rows stay contiguous
+    short[...] = 1
+    assert (full[:, :7] == 1).all()
+    assert not np.shares_memory(workspace.prefix("p", (4, 11, 3), f4, axis=1), full)  # longer
+    for other in ((5, 7, 3), (4, 7)):  # another size on another axis, another rank
+        assert workspace.prefix("p", other, f4, axis=1).shape == other
+    assert workspace.prefix("p", (4, 7), np.dtype(np.float64), axis=1).dtype == np.float64
 
 
 def test_small_inputs_and_kernels_outside_the_method_keep_im2col() -> None:

@@ -50,6 +50,27 @@ class Workspace:
             arrays.pop(name, None)
         return array
 
+    def prefix(self, name: str, shape: tuple[int, ...], dtype: np.dtype, *, axis: int) -> Array:
+        """As :meth:`empty`, for blocks whose length along ``axis`` varies (a pass's last
+        block is shorter): a view of the first ``shape[axis]`` entries along ``axis`` of the
+        array kept under ``name`` when it is as long or longer there and the same elsewhere,
+        else a new one kept in its place. Alternating lengths would reallocate every call."""
+        arrays = self._by_thread.setdefault(threading.get_ident(), {})
+        array = arrays.get(name)
+        others = shape[:axis] + shape[axis + 1 :]
+        fits = (
+            array is not None
+            and array.dtype == dtype
+            and array.ndim == len(shape)
+            and array.shape[axis] >= shape[axis]
+            and array.shape[:axis] + array.shape[axis + 1 :] == others
+        )
+        if not fits:
+            array = self.empty(name, shape, dtype)
+        index = [slice(None)] * len(shape)
+        index[axis] = slice(0, shape[axis])
+        return array[tuple(index)]  # type: ignore[index]
+
     def zeros(self, name: str, shape: tuple[int, ...], dtype: np.dtype) -> Array:
         """As :meth:`empty`, filled with zeros."""
         array = self.empty(name, shape, dtype)
