@@ -49,7 +49,6 @@ the fit in one process.
 
 from __future__ import annotations
 
-import json
 import mmap
 import os
 import signal
@@ -65,6 +64,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from lamina.engine.exchange import receive_array, send_array
 from lamina.errors import WorkerError
 from lamina.layers.base import Layer
 from lamina.layers.dropout import Dropout
@@ -293,14 +293,14 @@ class TrainingHalves:
     def _send(self, kind: bytes, header: dict[str, Any], array: Array) -> None:
         assert self.connection is not None
         try:
-            _send(self.connection, kind, header, array)
+            send_array(self.connection, kind, header, array)
         except OSError as error:  # a broken pipe: the worker is gone
             raise self._stopped() from error
 
     def _receive(self) -> Array:
         assert self.connection is not None
         try:
-            kind, header, array = _receive(self.connection)
+            kind, header, array = receive_array(self.connection)
         except (EOFError, OSError) as error:
             raise self._stopped() from error
         if kind == b"E":
@@ -340,22 +340,6 @@ def _shapes(entries: list[tuple[Layer, str]]) -> tuple[Any, ...]:
     )
 
 
-def _send(connection: Connection, kind: bytes, header: dict[str, Any], array: Array) -> None:
-    array = np.ascontiguousarray(array)
-    meta = {**header, "shape": array.shape, "dtype": array.dtype.str}
-    connection.send_bytes(kind + json.dumps(meta).encode())
-    connection.send_bytes(array.data.cast("B"))
-
-
-def _receive(connection: Connection) -> tuple[bytes, dict[str, Any], Array]:
-    message = connection.recv_bytes()
-    kind, header = message[:1], json.loads(message[1:])
-    dtype, shape = np.dtype(header["dtype"]), tuple(header["shape"])
-    buffer = bytearray(int(np.prod(shape, dtype=np.int64)) * dtype.itemsize)
-    connection.recv_bytes_into(buffer)
-    return kind, header, np.frombuffer(buffer, dtype=dtype).reshape(shape)
-
-
 # -- the worker ------------------------------------------------------------------------
 def _serve(halves: TrainingHalves, connection: Connection) -> None:
     """The worker's life: the forked copy of the model computes the rows it is sent until
@@ -369,16 +353,16 @@ def _serve(halves: TrainingHalves, connection: Connection) -> None:
                 layer.batch_sum = partial(_with_parents, connection)
             while True:
                 try:
-                    kind, header, array = _receive(connection)
+                    kind, header, array = receive_array(connection)
                 except (EOFError, OSError):
                     break
                 try:
                     result = _compute(halves, kind, header, array)
                 except Exception as error:  # reported to the parent, which raises it
                     report = {"type": type(error).__name__, "message": str(error)}
-                    _send(connection, b"E", report, np.empty(0, np.uint8))
+                    send_array(connection, b"E", report, np.empty(0, np.uint8))
                     continue
-                _send(connection, b"R", {}, result)
+                send_array(connection, b"R", {}, result)
     except BaseException:
         code = 1
     finally:
@@ -387,8 +371,8 @@ def _serve(halves: TrainingHalves, connection: Connection) -> None:
 
 def _with_parents(connection: Connection, mine: Array) -> Array:
     """In the worker: a BatchNorm's sums over its rows plus the parent's."""
-    _send(connection, b"S", {}, mine)
-    kind, _, theirs = _receive(connection)
+    send_array(connection, b"S", {}, mine)
+    kind, _, theirs = receive_array(connection)
     if kind != b"S":
         raise WorkerError(f"expected the parent's batch sums, received a {kind!r} message")
     return theirs + mine

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from lamina.engine import spread
+from lamina.engine import forked_inference, spread
 from lamina.engine.folding import fold_batch_norms, fold_sources, folds, same_sources
 from lamina.engine.fusion import PooledConvolution, fusable
 from lamina.engine.normalized_pooling import NormalizedPooledConvolution, normalized_fusable
@@ -180,8 +180,9 @@ class ExecutionPlan:
     ) -> Iterator[tuple[int, Array]]:
         """Inference outputs batch by batch, with the index of each batch's first row; the
         layers' scratch arrays are released after the last one (or when it stops early).
-        A convolutional or recurrent model computes them on several threads, given back in
-        order (``lamina.engine.spread``).
+        A convolutional or recurrent model computes them on several processes
+        (``lamina.engine.forked_inference``) or threads (``lamina.engine.spread``), given
+        back in order.
 
         ``check_finite`` refuses NaN/inf inputs where it is cheapest: a linear first layer
         turns a NaN/inf anywhere in a row into NaN/inf in its whole output row, so scanning
@@ -195,7 +196,9 @@ class ExecutionPlan:
             return plan._inference_batch(X[start : start + size], check_finite, X)
 
         try:
-            if workers > 1:
+            if workers > 1 and forked_inference.forks(batches=len(starts), masked=plan.masked):
+                computed = forked_inference.in_order(compute, starts, workers)
+            elif workers > 1:
                 computed = spread.in_order(compute, starts, workers)
             else:
                 computed = ((start, compute(start)) for start in starts)

@@ -1,0 +1,32 @@
+"""Arrays between a process and the worker it forked, through a pipe: a one-letter kind and a
+JSON header (with the array's shape and dtype), then the array's raw bytes — no pickle, so
+nothing received is ever executed. Used by the training halves (``lamina.engine.halves``)
+and the inference processes (``lamina.engine.forked_inference``)."""
+
+from __future__ import annotations
+
+import json
+from multiprocessing.connection import Connection
+from typing import Any
+
+import numpy as np
+
+Array = np.ndarray
+
+
+def send_array(connection: Connection, kind: bytes, header: dict[str, Any], array: Array) -> None:
+    """Send ``array`` (made contiguous) with its ``kind`` and ``header``."""
+    array = np.ascontiguousarray(array)
+    meta = {**header, "shape": array.shape, "dtype": array.dtype.str}
+    connection.send_bytes(kind + json.dumps(meta).encode())
+    connection.send_bytes(array.data.cast("B"))
+
+
+def receive_array(connection: Connection) -> tuple[bytes, dict[str, Any], Array]:
+    """(kind, header, a new writable array) of the next :func:`send_array`."""
+    message = connection.recv_bytes()
+    kind, header = message[:1], json.loads(message[1:])
+    dtype, shape = np.dtype(header["dtype"]), tuple(header["shape"])
+    buffer = bytearray(int(np.prod(shape, dtype=np.int64)) * dtype.itemsize)
+    connection.recv_bytes_into(buffer)
+    return kind, header, np.frombuffer(buffer, dtype=dtype).reshape(shape)

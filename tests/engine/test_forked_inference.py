@@ -1,0 +1,175 @@
+"""Inference batches on forked processes (``lamina.engine.forked_inference``): the outputs of
+one thread bit for bit, in order; a failed or killed copy's batches computed here, errors
+raised here at their batch; every copy reaped however the caller leaves; a second inference
+at once on threads."""
+
+from __future__ import annotations
+
+import os
+import signal
+from contextlib import nullcontext
+
+import numpy as np
+import pytest
+
+import lamina as lm
+from lamina.engine import forked_inference, spread
+from lamina.errors import InputError
+from lamina.threads import current_blas_threads
+
+L = lm.layers
+BATCHES = forked_inference.MIN_BATCHES + 4
+
+
+@pytest.fixture(autouse=True)
+def two_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two workers whatever machine the suite runs on."""
+    monkeypatch.setattr(spread, "usable_cores", lambda: 2)
+
+
+@pytest.fixture
+def forked_pids(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The pid of every copy forked while the test runs."""
+    pids: list[int] = []
+    real = forked_inference._Copy.fork
+
+    def fork(compute, starts):  # type: ignore[no-untyped-def]
+        copy = real(compute, starts)
+        pids.append(copy.pid)
+        return copy
+
+    monkeypatch.setattr(forked_inference._Copy, "fork", staticmethod(fork))
+    return pids
+
+
+def gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def convolutional() -> lm.Model:
+    model = lm.Model(
+        [
+            L.Conv2D(1, 16, 3, activation="relu"),
+            L.MaxPool2D(2),
+            L.Conv2D(16, 16, 3, activation="relu"),
+            L.MaxPool2D(2),
+            L.Flatten(),
+            L.Dense(16, 4, activation="softmax"),  # 12 → 10 → 5 → 3 → 1 pixel
+        ],
+        seed=0,
+    )
+    model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+    return model
+
+
+def images(n: int = 16 * BATCHES - 5) -> np.ndarray:  # the last batch short
+    return np.random.default_rng(1).random((n, 12, 12, 1), dtype=np.float32)
+
+
+def test_predict_and_evaluate_on_processes_equal_one_thread_exactly(forked_pids) -> None:
+    model = convolutional()
+    X, y = images(), np.arange(len(images())) % 4
+    with lm.blas_threads(1):
+        alone = model.predict(X, batch_size=16), model.evaluate(X, y, batch_size=16)
+    assert forked_pids == []  # one BLAS thread: one process
+    with lm.blas_threads(2):
+        forked = model.predict(X, batch_size=16)
+        assert len(forked_pids) == 1
+        assert model.evaluate(X, y, batch_size=16) == alone[1]
+        assert current_blas_threads() == 2  # the count back after the inference
+    np.testing.assert_array_equal(forked, alone[0])  # each batch computed as one thread does
+    assert len(forked_pids) == 2 and all(gone(pid) for pid in forked_pids)
+
+
+def test_which_inferences_fork() -> None:
+    assert forked_inference.forks(batches=forked_inference.MIN_BATCHES, masked=False)
+    assert not forked_inference.forks(batches=forked_inference.MIN_BATCHES - 1, masked=False)
+    assert not forked_inference.forks(batches=100, masked=True)  # a mask stays on threads
+
+
+@pytest.mark.parametrize("row", [5 * 16 + 3, 4 * 16 + 1])  # a copy's batch, this process's
+def test_a_nan_in_either_process_is_named_as_on_one_thread(row: int, forked_pids) -> None:
+    model = convolutional()
+    X = images()
+    X[row, 3, 4, 0] = np.nan
+    with lm.blas_threads(2), pytest.raises(InputError, match=rf"`X`.* at index \({row}, 3, 4, 0\)"):
+        model.predict(X, batch_size=16)
+    assert forked_pids and all(gone(pid) for pid in forked_pids)
+
+
+def test_a_copys_error_is_raised_here_at_its_batch_after_the_batches_before_it() -> None:
+    given = []
+
+    def compute(start: int) -> tuple[np.ndarray, None]:
+        if start == 70:
+            raise RuntimeError(f"batch {start} failed in process {os.getpid()}")
+        return np.full(3, start, np.float32), None
+
+    here = os.getpid()
+    with pytest.raises(RuntimeError, match=f"batch 70 failed in process {here}$"):
+        for start, (outputs, _) in forked_inference.in_order(compute, range(0, 200, 10), 2):
+            np.testing.assert_array_equal(outputs, start)
+            given.append(start)
+    assert given == list(range(0, 70, 10))
+
+
+def test_a_killed_copys_batches_are_computed_here(forked_pids) -> None:
+    here = os.getpid()
+    computed_here = []
+
+    def compute(start: int) -> tuple[np.ndarray, None]:
+        if os.getpid() != here and start == 90:
+            os.kill(os.getpid(), signal.SIGKILL)  # the copy dies mid-inference
+        if os.getpid() == here:
+            computed_here.append(start)
+        return np.arange(4, dtype=np.float64) + start, None
+
+    results = list(forked_inference.in_order(compute, range(0, 200, 10), 2))
+    assert [start for start, _ in results] == list(range(0, 200, 10))
+    for start, (outputs, _) in results:
+        np.testing.assert_array_equal(outputs, np.arange(4) + start)
+    # the copy sent 10, 30, 50 and 70; this process computed the rest of its share
+    assert computed_here == [*range(0, 90, 20), *range(90, 200, 10)]
+    assert gone(forked_pids[0])
+
+
+@pytest.mark.parametrize("leave", ["break", "raise"])
+def test_a_caller_leaving_early_kills_and_reaps_the_copy(leave: str, forked_pids) -> None:
+    def compute(start: int) -> tuple[np.ndarray, None]:
+        return np.zeros(2), None
+
+    batches = forked_inference.in_order(compute, range(1000), 2)
+    with pytest.raises(KeyboardInterrupt) if leave == "raise" else nullcontext():
+        for start, _ in batches:
+            if start == 5:
+                if leave == "raise":
+                    raise KeyboardInterrupt  # Ctrl-C while the copy still computes
+                break
+    batches.close()
+    assert len(forked_pids) == 1 and gone(forked_pids[0])
+
+
+def test_a_second_inference_at_once_runs_on_threads(forked_pids, monkeypatch) -> None:
+    threaded = []
+    real = spread.in_order
+    monkeypatch.setattr(spread, "in_order", lambda *a: threaded.append(a[2]) or real(*a))
+
+    def inner(start: int) -> tuple[np.ndarray, None]:
+        return np.full(2, -start), None
+
+    def outer(start: int) -> tuple[np.ndarray, None]:
+        if os.getpid() == here and start == 0:  # another predict starts meanwhile
+            nested.extend(o[0] for _, (o, _) in forked_inference.in_order(inner, range(4), 2))
+        return np.full(2, start), None
+
+    here, nested = os.getpid(), []
+    outputs = [o[0] for _, (o, _) in forked_inference.in_order(outer, range(0, 40, 2), 2)]
+    assert outputs == list(range(0, 40, 2)) and nested == [0, -1, -2, -3]
+    assert threaded == [2] and len(forked_pids) == 1
+    # and the next inference forks again
+    assert len(list(forked_inference.in_order(inner, range(4), 2))) == 4
+    assert len(forked_pids) == 2
