@@ -1,4 +1,4 @@
-"""Arrays between a process and the worker it forked, through a pipe: a one-letter kind and a
+"""A forked worker and the arrays between it and its parent, through a pipe: a one-letter kind and a
 JSON header (with the array's shape and dtype), then the array's raw bytes — no pickle, so
 nothing received is ever executed. Used by the training halves (``lamina.engine.halves``)
 and the inference processes (``lamina.engine.forked_inference``)."""
@@ -6,6 +6,9 @@ and the inference processes (``lamina.engine.forked_inference``)."""
 from __future__ import annotations
 
 import json
+import os
+import warnings
+from multiprocessing import Pipe
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -30,3 +33,18 @@ def receive_array(connection: Connection) -> tuple[bytes, dict[str, Any], Array]
     buffer = bytearray(int(np.prod(shape, dtype=np.int64)) * dtype.itemsize)
     connection.recv_bytes_into(buffer)
     return kind, header, np.frombuffer(buffer, dtype=dtype).reshape(shape)
+
+
+def fork_with_pipe(*, duplex: bool) -> tuple[int, Connection]:
+    """Fork a worker joined to this process by a new pipe: (the worker's pid, this end) here,
+    (0, the worker's end) in the worker. Without ``duplex`` the parent reads and the worker
+    writes."""
+    here, there = Pipe(duplex=duplex)
+    with warnings.catch_warnings():  # Python ≥ 3.12 warns of fork with threads running;
+        warnings.simplefilter("ignore", DeprecationWarning)  # the worker imports nothing
+        pid = os.fork()
+    if pid == 0:
+        here.close()
+        return 0, there
+    there.close()
+    return pid, here

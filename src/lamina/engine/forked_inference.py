@@ -36,15 +36,13 @@ import os
 import signal
 import sys
 import threading
-import warnings
 from collections.abc import Callable, Iterator, Sequence
-from multiprocessing import Pipe
 from multiprocessing.connection import Connection
 
 import numpy as np
 
 from lamina.engine import spread
-from lamina.engine.exchange import receive_array, send_array
+from lamina.engine.exchange import fork_with_pipe, receive_array, send_array
 from lamina.threads import one_blas_thread
 
 Array = np.ndarray
@@ -107,15 +105,10 @@ class _Copy:
 
     @classmethod
     def fork(cls, compute: Computed, starts: Sequence[int]) -> _Copy:
-        here, there = Pipe(duplex=False)
-        with warnings.catch_warnings():  # Python ≥ 3.12 warns of fork with threads running;
-            warnings.simplefilter("ignore", DeprecationWarning)  # the copy imports nothing
-            pid = os.fork()
+        pid, connection = fork_with_pipe(duplex=False)
         if pid == 0:  # the copy: it never returns
-            here.close()
-            _serve(compute, starts, there)
-        there.close()
-        return cls(pid, here)
+            _serve(compute, starts, connection)
+        return cls(pid, connection)
 
     def receive(self, start: int) -> Array | None:
         """The outputs of the batch at ``start``, or None once the copy has failed (it is

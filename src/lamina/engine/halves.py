@@ -58,13 +58,12 @@ import warnings
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from functools import partial
-from multiprocessing import Pipe
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lamina.engine.exchange import receive_array, send_array
+from lamina.engine.exchange import fork_with_pipe, receive_array, send_array
 from lamina.errors import WorkerError
 from lamina.layers.base import Layer
 from lamina.layers.dropout import Dropout
@@ -167,15 +166,10 @@ class TrainingHalves:
         offsets = np.cumsum([0, *sizes])
         self.shared_parameters = self._views(parameters, offsets)
         self.shared_gradients = self._views(gradients, offsets)
-        here, there = Pipe(duplex=True)
-        with warnings.catch_warnings():  # Python ≥ 3.12 warns of fork with threads running;
-            warnings.simplefilter("ignore", DeprecationWarning)  # the worker imports nothing
-            pid = os.fork()
+        pid, connection = fork_with_pipe(duplex=True)
         if pid == 0:  # the worker: it never returns
-            here.close()
-            _serve(self, there)
-        there.close()
-        self.pid, self.connection, self._reaped = pid, here, False
+            _serve(self, connection)
+        self.pid, self.connection, self._reaped = pid, connection, False
         self._signature = _shapes(entries)
 
     def _views(self, flat: Array, offsets: Array) -> list[Array]:
