@@ -117,24 +117,46 @@ def test_a_copys_error_is_raised_here_at_its_batch_after_the_batches_before_it()
     assert given == list(range(0, 70, 10))
 
 
-def test_a_killed_copys_batches_are_computed_here(forked_pids) -> None:
+@pytest.mark.parametrize("death", [signal.SIGKILL, signal.SIGTERM])
+def test_a_killed_copys_batches_are_computed_here(death: int, forked_pids) -> None:
     here = os.getpid()
     computed_here = []
+    # a handler of this process's (a server's shutdown) must not run in the copy
+    previous = signal.signal(signal.SIGTERM, lambda *_: computed_here.append("handler"))
 
     def compute(start: int) -> tuple[np.ndarray, None]:
         if os.getpid() != here and start == 90:
-            os.kill(os.getpid(), signal.SIGKILL)  # the copy dies mid-inference
+            os.kill(os.getpid(), death)  # the copy dies mid-inference
         if os.getpid() == here:
             computed_here.append(start)
         return np.arange(4, dtype=np.float64) + start, None
 
-    results = list(forked_inference.in_order(compute, range(0, 200, 10), 2))
+    try:
+        results = list(forked_inference.in_order(compute, range(0, 200, 10), 2))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     assert [start for start, _ in results] == list(range(0, 200, 10))
     for start, (outputs, _) in results:
         np.testing.assert_array_equal(outputs, np.arange(4) + start)
     # the copy sent 10, 30, 50 and 70; this process computed the rest of its share
     assert computed_here == [*range(0, 90, 20), *range(90, 200, 10)]
     assert gone(forked_pids[0])
+
+
+def test_ctrl_c_reaching_a_copy_is_left_to_this_process(forked_pids) -> None:
+    here = os.getpid()
+    computed_here = []
+
+    def compute(start: int) -> tuple[np.ndarray, None]:
+        if os.getpid() != here and start == 30:
+            os.kill(os.getpid(), signal.SIGINT)  # a terminal's Ctrl-C reaches the whole group
+        if os.getpid() == here:
+            computed_here.append(start)
+        return np.full(2, start), None
+
+    results = list(forked_inference.in_order(compute, range(0, 100, 10), 2))
+    assert [int(outputs[0]) for _, (outputs, _) in results] == list(range(0, 100, 10))
+    assert computed_here == list(range(0, 100, 20))  # the copy went on with its own
 
 
 @pytest.mark.parametrize("leave", ["break", "raise"])

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import warnings
 from multiprocessing import Pipe
 from multiprocessing.connection import Connection
@@ -38,12 +39,15 @@ def receive_array(connection: Connection) -> tuple[bytes, dict[str, Any], Array]
 def fork_with_pipe(*, duplex: bool) -> tuple[int, Connection]:
     """Fork a worker joined to this process by a new pipe: (the worker's pid, this end) here,
     (0, the worker's end) in the worker. Without ``duplex`` the parent reads and the worker
-    writes."""
+    writes. The worker ignores Ctrl-C (the parent's to handle: it stops the worker) and dies
+    of SIGTERM rather than run a handler the parent installed."""
     here, there = Pipe(duplex=duplex)
     with warnings.catch_warnings():  # Python ≥ 3.12 warns of fork with threads running;
         warnings.simplefilter("ignore", DeprecationWarning)  # the worker imports nothing
         pid = os.fork()
     if pid == 0:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         here.close()
         return 0, there
     there.close()

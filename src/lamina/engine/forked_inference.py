@@ -143,7 +143,6 @@ def _serve(compute: Computed, starts: Sequence[int], connection: Connection) -> 
     then leave without running the parent's exit handlers."""
     code = 0
     try:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
         for start in starts:
             try:
                 outputs, _ = compute(start)

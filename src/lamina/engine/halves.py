@@ -340,7 +340,6 @@ def _serve(halves: TrainingHalves, connection: Connection) -> None:
     the pipe closes, then leaves without running the parent's exit handlers."""
     code = 0
     try:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
         with one_blas_thread():
             _adopt_shared_memory(halves)
             for layer in halves.norms:
