@@ -251,3 +251,26 @@ def test_fit_still_refuses_nan_in_its_inputs_and_after_the_preprocessing(
     model = classifier()
     with pytest.raises(InputError, match="`X_val`: expected finite"):  # validation_data: checked
         model.fit(X, y, epochs=1, verbose=0, validation_data=(bad, y))
+
+
+@pytest.mark.parametrize("with_weights", [False, True])
+def test_shuffled_batches_are_new_arrays_of_the_drawn_rows(with_weights: bool) -> None:
+    from lamina.engine.batches import ArrayBatches
+
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((23, 4, 3)).astype(np.float32)  # rows of any shape
+    y = np.arange(23) % 5
+    weights = rng.random(23) if with_weights else None
+    batches = ArrayBatches(X, y, 5, True, np.random.default_rng(0), weights)
+    order = np.random.default_rng(0).permutation(23)
+    seen = []
+    for k, (xb, yb, wb) in enumerate(batches):
+        rows = order[5 * k : 5 * k + 5]
+        np.testing.assert_array_equal(xb, X[rows])
+        np.testing.assert_array_equal(yb, y[rows])
+        assert xb.dtype == X.dtype and not np.shares_memory(xb, X)
+        assert (wb is None) == (weights is None)
+        if weights is not None:
+            np.testing.assert_array_equal(wb, weights[rows])
+        seen.extend(rows)
+    assert len(seen) == 23 and sorted(seen) == list(range(23))  # the last batch short

@@ -195,3 +195,25 @@ def test_a_second_inference_at_once_runs_on_threads(forked_pids, monkeypatch) ->
     # and the next inference forks again
     assert len(list(forked_inference.in_order(inner, range(4), 2))) == 4
     assert len(forked_pids) == 2
+
+
+def test_validation_between_split_training_epochs_runs_on_processes(
+    forked_pids, monkeypatch
+) -> None:
+    # fit's batches on two processes (engine/halves), its validation (batches of 1,024:
+    # the predict default) on a forked copy: the epoch's val_loss is what a one-thread
+    # evaluate gives afterwards, bit for bit
+    monkeypatch.setattr(forked_inference, "MIN_BATCHES", 2)
+    model = convolutional()
+    rng = np.random.default_rng(5)
+    X, y = images(), rng.integers(0, 4, len(images()))
+    X_val, y_val = images(4100)[::-1].copy(), rng.integers(0, 4, 4100)  # 5 batches
+    with lm.blas_threads(2):
+        history = model.fit(
+            X, y, epochs=2, batch_size=16, validation_data=(X_val, y_val), verbose=0
+        )
+    assert len(forked_pids) == 2 and all(gone(pid) for pid in forked_pids)  # one an epoch
+    with lm.blas_threads(1):
+        scores = model.evaluate(X_val, y_val)
+    assert history.history["val_loss"][-1] == scores["loss"]
+    assert history.history["val_accuracy"][-1] == scores["accuracy"]
