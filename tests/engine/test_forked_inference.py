@@ -217,3 +217,20 @@ def test_validation_between_split_training_epochs_runs_on_processes(
         scores = model.evaluate(X_val, y_val)
     assert history.history["val_loss"][-1] == scores["loss"]
     assert history.history["val_accuracy"][-1] == scores["accuracy"]
+
+
+def test_a_refused_fork_leaves_the_inference_to_threads(monkeypatch) -> None:
+    model = convolutional()
+    X = images()
+    with lm.blas_threads(1):
+        alone = model.predict(X, batch_size=16)
+    forks = []
+
+    def refused() -> int:
+        forks.append(1)
+        raise OSError(11, "Resource temporarily unavailable")  # EAGAIN: out of processes
+
+    monkeypatch.setattr(os, "fork", refused)
+    with lm.blas_threads(2), pytest.warns(RuntimeWarning, match="inference on threads"):
+        np.testing.assert_array_equal(model.predict(X, batch_size=16), alone)
+    assert forks == [1]

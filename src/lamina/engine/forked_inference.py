@@ -21,6 +21,8 @@ copy's batches itself: an error is then raised here, at its batch, with its own 
 exactly as in one process. The copies ignore Ctrl-C (it is this process's to handle) and
 leave by ``os._exit``, never running this process's exit handlers; they are killed and
 reaped however the caller leaves (the last batch, an exception, a generator closed early).
+Where the system refuses the fork (out of memory, processes or file descriptors), the
+inference runs on threads, with a RuntimeWarning.
 
 When: on Linux (``os.fork``), with at least :data:`MIN_BATCHES` batches (a fork and its
 first batches' copy-on-write page faults cost ~60 ms), for the models ``spread`` would run
@@ -36,6 +38,7 @@ import os
 import signal
 import sys
 import threading
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from multiprocessing.connection import Connection
 
@@ -74,7 +77,10 @@ def in_order(
         return
     try:
         with one_blas_thread():
-            copies = [_Copy.fork(compute, starts[k::workers]) for k in range(1, workers)]
+            copies = _forked(compute, starts, workers)
+            if copies is None:
+                yield from spread.in_order(compute, starts, workers)
+                return
             try:
                 yield from _gathered(compute, starts, copies)
             finally:
@@ -82,6 +88,25 @@ def in_order(
                     copy.stop()
     finally:
         _running.release()
+
+
+def _forked(compute: Computed, starts: Sequence[int], workers: int) -> list[_Copy] | None:
+    """The ``workers − 1`` copies, or None (with a warning) when the system refuses a fork
+    or a pipe — out of memory, of processes, of file descriptors: threads then."""
+    copies: list[_Copy] = []
+    try:
+        for k in range(1, workers):
+            copies.append(_Copy.fork(compute, starts[k::workers]))
+    except OSError as error:
+        for copy in copies:
+            copy.stop()
+        warnings.warn(
+            f"inference on threads: no worker process could be forked ({error})",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return None
+    return copies
 
 
 def _gathered(
