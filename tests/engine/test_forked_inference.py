@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from contextlib import nullcontext
 
 import numpy as np
@@ -18,13 +19,15 @@ from lamina.errors import InputError
 from lamina.threads import current_blas_threads
 
 L = lm.layers
-BATCHES = forked_inference.MIN_BATCHES + 4
+BATCHES = 20
 
 
 @pytest.fixture(autouse=True)
 def two_cores(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Two workers whatever machine the suite runs on."""
+    """Two workers whatever machine the suite runs on, and a fork whatever the batches'
+    time (these models are small)."""
     monkeypatch.setattr(spread, "usable_cores", lambda: 2)
+    monkeypatch.setattr(forked_inference, "MIN_SECONDS", 0.0)
 
 
 @pytest.fixture
@@ -86,12 +89,32 @@ def test_predict_and_evaluate_on_processes_equal_one_thread_exactly(forked_pids)
 
 
 def test_which_inferences_fork() -> None:
-    assert forked_inference.forks(batches=forked_inference.MIN_BATCHES, masked=False)
-    assert not forked_inference.forks(batches=forked_inference.MIN_BATCHES - 1, masked=False)
-    assert not forked_inference.forks(batches=100, masked=True)  # a mask stays on threads
+    assert forked_inference.forks(masked=False)
+    assert not forked_inference.forks(masked=True)  # a mask stays on threads
 
 
-@pytest.mark.parametrize("row", [5 * 16 + 3, 4 * 16 + 1])  # a copy's batch, this process's
+@pytest.mark.parametrize(("seconds", "least", "forked"), [(0.01, 0.02, True), (0.0, 0.5, False)])
+def test_an_inference_forks_when_its_first_batch_says_the_rest_takes_long_enough(
+    seconds: float, least: float, forked: bool, forked_pids, monkeypatch
+) -> None:
+    # 4 batches: the first here, timed; 3 × 10 ms ≥ 20 ms forks, 3 × ~0 < 0.5 s does not
+    monkeypatch.setattr(forked_inference, "MIN_SECONDS", least)
+    threaded = []
+    real = spread.in_order
+    monkeypatch.setattr(spread, "in_order", lambda *a: threaded.append(a[1]) or real(*a))
+
+    def compute(start: int) -> tuple[np.ndarray, None]:
+        if start == 0:
+            time.sleep(seconds)
+        return np.full(2, start), None
+
+    results = list(forked_inference.in_order(compute, range(4), 2))
+    assert [int(outputs[0]) for _, (outputs, _) in results] == [0, 1, 2, 3]
+    assert (len(forked_pids) == 1) == forked
+    assert threaded == ([] if forked else [range(1, 4)])  # the rest on threads
+
+
+@pytest.mark.parametrize("row", [4 * 16 + 1, 5 * 16 + 3])  # a copy's batch, this process's
 def test_a_nan_in_either_process_is_named_as_on_one_thread(row: int, forked_pids) -> None:
     model = convolutional()
     X = images()
@@ -105,16 +128,16 @@ def test_a_copys_error_is_raised_here_at_its_batch_after_the_batches_before_it()
     given = []
 
     def compute(start: int) -> tuple[np.ndarray, None]:
-        if start == 70:
+        if start == 80:  # the copy's: batch 0 here, then 10 here, 20 there, 30 here, …
             raise RuntimeError(f"batch {start} failed in process {os.getpid()}")
         return np.full(3, start, np.float32), None
 
     here = os.getpid()
-    with pytest.raises(RuntimeError, match=f"batch 70 failed in process {here}$"):
+    with pytest.raises(RuntimeError, match=f"batch 80 failed in process {here}$"):
         for start, (outputs, _) in forked_inference.in_order(compute, range(0, 200, 10), 2):
             np.testing.assert_array_equal(outputs, start)
             given.append(start)
-    assert given == list(range(0, 70, 10))
+    assert given == list(range(0, 80, 10))
 
 
 @pytest.mark.parametrize("death", [signal.SIGKILL, signal.SIGTERM])
@@ -125,7 +148,7 @@ def test_a_killed_copys_batches_are_computed_here(death: int, forked_pids) -> No
     previous = signal.signal(signal.SIGTERM, lambda *_: computed_here.append("handler"))
 
     def compute(start: int) -> tuple[np.ndarray, None]:
-        if os.getpid() != here and start == 90:
+        if os.getpid() != here and start == 100:
             os.kill(os.getpid(), death)  # the copy dies mid-inference
         if os.getpid() == here:
             computed_here.append(start)
@@ -138,8 +161,9 @@ def test_a_killed_copys_batches_are_computed_here(death: int, forked_pids) -> No
     assert [start for start, _ in results] == list(range(0, 200, 10))
     for start, (outputs, _) in results:
         np.testing.assert_array_equal(outputs, np.arange(4) + start)
-    # the copy sent 10, 30, 50 and 70; this process computed the rest of its share
-    assert computed_here == [*range(0, 90, 20), *range(90, 200, 10)]
+    # batch 0 here, then 10 here and 20 there, …: the copy sent 20, 40, 60 and 80, and this
+    # process computed the rest of its share
+    assert computed_here == [0, *range(10, 100, 20), *range(100, 200, 10)]
     assert gone(forked_pids[0])
 
 
@@ -148,7 +172,7 @@ def test_ctrl_c_reaching_a_copy_is_left_to_this_process(forked_pids) -> None:
     computed_here = []
 
     def compute(start: int) -> tuple[np.ndarray, None]:
-        if os.getpid() != here and start == 30:
+        if os.getpid() != here and start == 40:
             os.kill(os.getpid(), signal.SIGINT)  # a terminal's Ctrl-C reaches the whole group
         if os.getpid() == here:
             computed_here.append(start)
@@ -156,7 +180,7 @@ def test_ctrl_c_reaching_a_copy_is_left_to_this_process(forked_pids) -> None:
 
     results = list(forked_inference.in_order(compute, range(0, 100, 10), 2))
     assert [int(outputs[0]) for _, (outputs, _) in results] == list(range(0, 100, 10))
-    assert computed_here == list(range(0, 100, 20))  # the copy went on with its own
+    assert computed_here == [0, *range(10, 100, 20)]  # the copy went on with its own
 
 
 @pytest.mark.parametrize("leave", ["break", "raise"])
@@ -203,7 +227,6 @@ def test_validation_between_split_training_epochs_runs_on_processes(
     # fit's batches on two processes (engine/halves), its validation (batches of 1,024:
     # the predict default) on a forked copy: the epoch's val_loss is what a one-thread
     # evaluate gives afterwards, bit for bit
-    monkeypatch.setattr(forked_inference, "MIN_BATCHES", 2)
     model = convolutional()
     rng = np.random.default_rng(5)
     X, y = images(), rng.integers(0, 4, len(images()))

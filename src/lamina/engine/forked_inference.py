@@ -4,14 +4,15 @@ Threads over a convolutional or recurrent model's batches (``lamina.engine.sprea
 one GIL, and such a batch is hundreds of small NumPy calls that each give it up and take it
 back: with two threads at once, a 12,800-value ``np.maximum`` ran 0.41× as fast as alone
 and Winograd's input transform 0.83×. Measured on an Intel Xeon (2 cores), W2 ``predict``
-of 10,000 images at batch 128: 20.4–21.9k samples/s on one thread, 21.2–24.1k on two, and
-28.5–31.2k on two processes (``benchmarks/README.md``). Processes share no GIL.
+of 10,000 images at batch 128: 19–22k samples/s on one thread, 21–24k on two threads, and
+35–38k on two processes (``benchmarks/README.md``). Processes share no GIL.
 
-:func:`in_order` forks ``workers − 1`` copies of the process at the start of an inference.
-Each copy sees the model and the inputs exactly as they are (copy-on-write: nothing is sent
-to it), computes its share of the batches round-robin — worker k the batches k, k + W,
-k + 2W, … while this process computes batches 0, W, 2W, … — and sends each batch's outputs
-back through a pipe as raw bytes (``lamina.engine.exchange``: no pickle), in order. Every
+:func:`in_order` computes an inference's first batch here, then forks ``workers − 1``
+copies of the process for the rest. Each copy sees the model and the inputs exactly as they
+are (copy-on-write: nothing is sent to it), computes its share of the remaining batches
+round-robin — worker k their batches k, k + W, k + 2W, … while this process computes
+0, W, 2W, … — and sends each batch's outputs back through a pipe as raw bytes
+(``lamina.engine.exchange``: no pickle), in order. Every
 batch is computed as a one-thread run computes it, so the outputs are those of
 ``with lamina.blas_threads(1): model.predict(X)`` bit for bit, as with threads.
 
@@ -24,10 +25,11 @@ reaped however the caller leaves (the last batch, an exception, a generator clos
 Where the system refuses the fork (out of memory, processes or file descriptors), the
 inference runs on threads, with a RuntimeWarning.
 
-When: on Linux (``os.fork``), with at least :data:`MIN_BATCHES` batches (a fork and its
-first batches' copy-on-write page faults cost ~60 ms), for the models ``spread`` would run
-on threads without a padding mask, and for one inference at a time per process — a second
-one running at once (a server answering two requests on threads) takes the threads. A copy
+When: on Linux (``os.fork``), for the models ``spread`` would run on threads without a
+padding mask, when the batches after the first are expected to take :data:`MIN_SECONDS` or
+more (the first batch is computed here and timed; a fork and the copy-on-write page faults
+after it cost ~5 ms), and for one inference at a time per process — a second one running at
+once (a server answering two requests on threads) takes the threads. A copy
 of a process that runs other threads holds only the forking thread; it runs nothing but
 NumPy and the layers.
 """
@@ -38,6 +40,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from multiprocessing.connection import Connection
@@ -51,38 +54,50 @@ from lamina.threads import one_blas_thread
 Array = np.ndarray
 #: a batch's computation: its start -> (outputs, padding mask — None here)
 Computed = Callable[[int], tuple[Array, Array | None]]
-#: the fewest batches an inference must have to fork for them: W2 at batch 128 computes a
-#: batch in ~6 ms on one core, and a fork costs ~60 ms of page faults in both processes
-MIN_BATCHES = 16
+#: an inference forks only when its batches after the first are expected to take this long
+#: in one process (the first batch's time × their number): the fork and the copy-on-write
+#: page faults of the first batches after it cost ~5 ms. Measured, W2 on the Intel Xeon,
+#: processes against threads, medians of 7 (ms): 4 batches of 128 images, 35 against 44;
+#: 4 of 16, 14.7 against 17.4; 16 of 4, 12.7 against 12.7; 8 of 8, 12.7 against 10.7; 4 of
+#: 4, 7.9 against 4.3; 4 of 1, 6.5 against 3.1
+MIN_SECONDS = 0.01
 
 _running = threading.Lock()  # held by the one inference of this process that forks
 
 
-def forks(*, batches: int, masked: bool) -> bool:
-    """Whether an inference of ``batches`` batches that ``spread`` would run on threads runs
-    on processes instead: on Linux, with :data:`MIN_BATCHES` batches or more, no mask."""
+def forks(*, masked: bool) -> bool:
+    """Whether an inference that ``spread`` would run on threads may run on processes
+    instead: on Linux, without a padding mask (:func:`in_order` then times its first batch
+    to decide)."""
     linux = sys.platform.startswith("linux") and hasattr(os, "fork")
-    return linux and batches >= MIN_BATCHES and not masked
+    return linux and not masked
 
 
 def in_order(
     compute: Computed, starts: Sequence[int], workers: int
 ) -> Iterator[tuple[int, tuple[Array, Array | None]]]:
-    """``(start, compute(start))`` for every start, in order, batch k computed by process
-    k mod ``workers`` (this one for 0), each on one BLAS thread; on threads
-    (``spread.in_order``) while another inference of this process runs on processes.
-    ``compute`` returns (outputs, None): no mask travels (:func:`forks`)."""
+    """``(start, compute(start))`` for every start, in order, each batch on one BLAS
+    thread: the first here, timed; the rest, when they are expected to take
+    :data:`MIN_SECONDS` or more, batch k of them computed by process k mod ``workers`` (this
+    one for 0), else on threads (``spread.in_order``) — as they are while another inference
+    of this process runs on processes. ``compute`` returns (outputs, None): no mask travels
+    (:func:`forks`)."""
     if not _running.acquire(blocking=False):
         yield from spread.in_order(compute, starts, workers)
         return
     try:
         with one_blas_thread():
-            copies = _forked(compute, starts, workers)
+            began = time.perf_counter()
+            first = compute(starts[0])
+            expected = (time.perf_counter() - began) * (len(starts) - 1)
+            yield starts[0], first
+            rest = starts[1:]
+            copies = _forked(compute, rest, workers) if expected >= MIN_SECONDS else None
             if copies is None:
-                yield from spread.in_order(compute, starts, workers)
+                yield from spread.in_order(compute, rest, workers)
                 return
             try:
-                yield from _gathered(compute, starts, copies)
+                yield from _gathered(compute, rest, copies)
             finally:
                 for copy in copies:
                     copy.stop()

@@ -196,7 +196,7 @@ class ExecutionPlan:
             return plan._inference_batch(X[start : start + size], check_finite, X)
 
         try:
-            if workers > 1 and forked_inference.forks(batches=len(starts), masked=plan.masked):
+            if workers > 1 and forked_inference.forks(masked=plan.masked):
                 computed = forked_inference.in_order(compute, starts, workers)
             elif workers > 1:
                 computed = spread.in_order(compute, starts, workers)
