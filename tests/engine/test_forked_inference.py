@@ -36,8 +36,8 @@ def forked_pids(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     pids: list[int] = []
     real = forked_inference._Copy.fork
 
-    def fork(compute, starts):  # type: ignore[no-untyped-def]
-        copy = real(compute, starts)
+    def fork(compute, starts, waits):  # type: ignore[no-untyped-def]
+        copy = real(compute, starts, waits)
         pids.append(copy.pid)
         return copy
 
@@ -257,3 +257,26 @@ def test_a_refused_fork_leaves_the_inference_to_threads(monkeypatch) -> None:
     with lm.blas_threads(2), pytest.warns(RuntimeWarning, match="inference on threads"):
         np.testing.assert_array_equal(model.predict(X, batch_size=16), alone)
     assert forks == [1]
+
+
+def test_a_copy_that_hangs_is_given_up_and_its_batches_computed_here(
+    forked_pids, monkeypatch
+) -> None:
+    # a copy stuck (a lock another thread held at the fork) must not hang the inference
+    monkeypatch.setattr(forked_inference, "PATIENCE_SECONDS", 0.3)
+    monkeypatch.setattr(forked_inference, "PATIENCE_BATCHES", 0)
+    here = os.getpid()
+
+    def compute(start: int) -> tuple[np.ndarray, None]:
+        if os.getpid() != here and start == 4:
+            time.sleep(600)
+        return np.full(2, start), None
+
+    began = time.perf_counter()
+    results = list(forked_inference.in_order(compute, range(10), 2))
+    assert [int(outputs[0]) for _, (outputs, _) in results] == list(range(10))
+    assert time.perf_counter() - began < 5
+    assert len(forked_pids) == 1 and gone(forked_pids[0])
+    assert forked_inference.patience(0.006) == pytest.approx(0.3)
+    monkeypatch.undo()
+    assert forked_inference.patience(0.006) == pytest.approx(10.6)  # W2's batch: 6 ms

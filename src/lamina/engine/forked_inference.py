@@ -19,7 +19,9 @@ batch is computed as a one-thread run computes it, so the outputs are those of
 A copy that fails — an exception in its batch (a NaN the check refuses, a user's layer
 raising), a signal, a broken pipe — is stopped, and this process computes the rest of that
 copy's batches itself: an error is then raised here, at its batch, with its own traceback,
-exactly as in one process. The copies ignore Ctrl-C (it is this process's to handle) and
+exactly as in one process. So does a copy that sends nothing for far longer than a batch
+takes (:func:`patience`: 10 s + 100 × the first batch's time) — one stuck on a lock that
+another thread of this process held at the fork: an inference never hangs on a copy. The copies ignore Ctrl-C (it is this process's to handle) and
 leave by ``os._exit``, never running this process's exit handlers; they are killed and
 reaped however the caller leaves (the last batch, an exception, a generator closed early).
 Where the system refuses the fork (out of memory, processes or file descriptors), the
@@ -44,6 +46,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from multiprocessing.connection import Connection
+from typing import Any
 
 import numpy as np
 
@@ -61,6 +64,10 @@ Computed = Callable[[int], tuple[Array, Array | None]]
 #: 4 of 16, 14.7 against 17.4; 16 of 4, 12.7 against 12.7; 8 of 8, 12.7 against 10.7; 4 of
 #: 4, 7.9 against 4.3; 4 of 1, 6.5 against 3.1
 MIN_SECONDS = 0.01
+#: a copy that sends nothing for PATIENCE_SECONDS + PATIENCE_BATCHES × (the first batch's
+#: time) is given up (:func:`patience`)
+PATIENCE_SECONDS = 10.0
+PATIENCE_BATCHES = 100
 
 _running = threading.Lock()  # held by the one inference of this process that forks
 
@@ -89,10 +96,11 @@ def in_order(
         with one_blas_thread():
             began = time.perf_counter()
             first = compute(starts[0])
-            expected = (time.perf_counter() - began) * (len(starts) - 1)
+            seconds = time.perf_counter() - began
             yield starts[0], first
             rest = starts[1:]
-            copies = _forked(compute, rest, workers) if expected >= MIN_SECONDS else None
+            forking = seconds * len(rest) >= MIN_SECONDS
+            copies = _forked(compute, rest, workers, patience(seconds)) if forking else None
             if copies is None:
                 yield from spread.in_order(compute, rest, workers)
                 return
@@ -105,13 +113,22 @@ def in_order(
         _running.release()
 
 
-def _forked(compute: Computed, starts: Sequence[int], workers: int) -> list[_Copy] | None:
+def patience(batch_seconds: float) -> float:
+    """How long to wait for a copy's next batch, given the first batch's time here: far
+    longer than a batch takes, so that only a copy that hangs — a lock another thread of
+    this process held at the fork, say — is given up (and its batches computed here)."""
+    return PATIENCE_SECONDS + PATIENCE_BATCHES * batch_seconds
+
+
+def _forked(
+    compute: Computed, starts: Sequence[int], workers: int, waits: float
+) -> list[_Copy] | None:
     """The ``workers − 1`` copies, or None (with a warning) when the system refuses a fork
     or a pipe — out of memory, of processes, of file descriptors: threads then."""
     copies: list[_Copy] = []
     try:
         for k in range(1, workers):
-            copies.append(_Copy.fork(compute, starts[k::workers]))
+            copies.append(_Copy.fork(compute, starts[k::workers], waits))
     except OSError as error:
         for copy in copies:
             copy.stop()
@@ -139,26 +156,29 @@ def _gathered(
 class _Copy:
     """One forked worker: its pid and this process's end of the pipe."""
 
-    def __init__(self, pid: int, connection: Connection) -> None:
-        self.pid, self.connection = pid, connection
+    def __init__(self, pid: int, connection: Connection, waits: float) -> None:
+        self.pid, self.connection, self.waits = pid, connection, waits
         self.failed = False
 
     @classmethod
-    def fork(cls, compute: Computed, starts: Sequence[int]) -> _Copy:
+    def fork(cls, compute: Computed, starts: Sequence[int], waits: float) -> _Copy:
         pid, connection = fork_with_pipe(duplex=False)
         if pid == 0:  # the copy: it never returns
             _serve(compute, starts, connection)
-        return cls(pid, connection)
+        return cls(pid, connection, waits)
 
     def receive(self, start: int) -> Array | None:
-        """The outputs of the batch at ``start``, or None once the copy has failed (it is
-        then stopped, and this process computes the batch)."""
+        """The outputs of the batch at ``start``, or None once the copy has failed or has
+        sent nothing for ``waits`` seconds (it is then stopped, and this process computes
+        the batch)."""
         if self.failed:
             return None
+        kind, header, outputs = b"E", dict[str, Any](), np.empty(0)
         try:
-            kind, header, outputs = receive_array(self.connection)
+            if self.connection.poll(self.waits):
+                kind, header, outputs = receive_array(self.connection)
         except (EOFError, OSError, ValueError):
-            kind, header, outputs = b"E", {}, np.empty(0)
+            pass
         if kind == b"R" and header.get("start") == start:
             return outputs
         self.failed = True
