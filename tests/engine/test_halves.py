@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -302,6 +303,34 @@ def test_an_error_in_the_worker_is_raised_here_with_its_message(workers: list[in
         X = np.random.default_rng(0).random((64, 8, 8, 1))
         with pytest.raises(WorkerError, match="ValueError: only the worker's rows fail"):
             model.fit(X, np.zeros((64, 2)), epochs=1, batch_size=64, verbose=0)
+
+
+class HangsInWorker(L.Flatten):
+    splits_over_batch = True
+    parent = os.getpid()
+
+    def forward(self, inputs: np.ndarray, *, training: bool = False) -> np.ndarray:
+        if os.getpid() != self.parent:
+            time.sleep(600)  # stuck, as on a lock another thread held at the fork
+        return super().forward(inputs, training=training)
+
+
+def test_a_worker_that_hangs_is_given_up_with_the_fix(
+    workers: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(halves, "PATIENCE_SECONDS", 0.5)
+    with registered(HangsInWorker):
+        model = lm.Model([L.Conv2D(1, 2, 3), HangsInWorker(), L.Dense(72, 2)], seed=0)
+        model.compile(loss="mse", optimizer="sgd")
+        X = np.random.default_rng(0).random((64, 8, 8, 1))
+        before = [theta.copy() for _, theta, _ in model.parameters()]
+        began = time.perf_counter()
+        with pytest.raises(WorkerError, match=r"sent nothing for [0-9.]+ s.*threads=1"):
+            model.fit(X, np.zeros((64, 2)), epochs=1, batch_size=64, verbose=0)
+    assert time.perf_counter() - began < 10
+    assert model.plan.halves is None and len(workers) == 1
+    for (_, theta, _), kept in zip(model.parameters(), before, strict=True):
+        np.testing.assert_array_equal(theta, kept)  # the step that hung changed nothing
 
 
 def test_divergence_is_undone_as_in_one_process(workers: list[int]) -> None:

@@ -26,8 +26,13 @@ def send_array(connection: Connection, kind: bytes, header: dict[str, Any], arra
     connection.send_bytes(array.data.cast("B"))
 
 
-def receive_array(connection: Connection) -> tuple[bytes, dict[str, Any], Array]:
-    """(kind, header, a new writable array) of the next :func:`send_array`."""
+def receive_array(
+    connection: Connection, timeout: float | None = None
+) -> tuple[bytes, dict[str, Any], Array]:
+    """(kind, header, a new writable array) of the next :func:`send_array`; TimeoutError
+    when nothing has come within ``timeout`` seconds (None: wait for ever)."""
+    if timeout is not None and not connection.poll(timeout):
+        raise TimeoutError(f"nothing received for {timeout:.1f} s")
     message = connection.recv_bytes()
     kind, header = message[:1], json.loads(message[1:])
     dtype, shape = np.dtype(header["dtype"]), tuple(header["shape"])
@@ -52,3 +57,10 @@ def fork_with_pipe(*, duplex: bool) -> tuple[int, Connection]:
         return 0, there
     there.close()
     return pid, here
+
+
+def patience(floor: float, seconds: float) -> float:
+    """How long to wait for a worker's answer to work that took ``seconds`` here: ``floor``
+    + 100 × ``seconds``, far longer than the worker's share takes, so that only a worker
+    that hangs — stuck on a lock another thread held at the fork, say — is given up."""
+    return floor + 100 * seconds

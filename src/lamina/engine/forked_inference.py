@@ -19,11 +19,12 @@ batch is computed as a one-thread run computes it, so the outputs are those of
 A copy that fails — an exception in its batch (a NaN the check refuses, a user's layer
 raising), a signal, a broken pipe — is stopped, and this process computes the rest of that
 copy's batches itself: an error is then raised here, at its batch, with its own traceback,
-exactly as in one process. So does a copy that sends nothing for far longer than a batch
-takes (:func:`patience`: 10 s + 100 × the first batch's time) — one stuck on a lock that
-another thread of this process held at the fork: an inference never hangs on a copy. The copies ignore Ctrl-C (it is this process's to handle) and
-leave by ``os._exit``, never running this process's exit handlers; they are killed and
-reaped however the caller leaves (the last batch, an exception, a generator closed early).
+exactly as in one process. So is a copy that sends nothing for far longer than a batch
+takes (10 s + 100 × the first batch's time, ``exchange.patience``) — one stuck on a lock
+that another thread of this process held at the fork: an inference never hangs on a copy.
+The copies ignore Ctrl-C (it is this process's to handle) and leave by ``os._exit``, never
+running this process's exit handlers; they are killed and reaped however the caller leaves
+(the last batch, an exception, a generator closed early).
 Where the system refuses the fork (out of memory, processes or file descriptors), the
 inference runs on threads, with a RuntimeWarning.
 
@@ -51,7 +52,7 @@ from typing import Any
 import numpy as np
 
 from lamina.engine import spread
-from lamina.engine.exchange import fork_with_pipe, receive_array, send_array
+from lamina.engine.exchange import fork_with_pipe, patience, receive_array, send_array
 from lamina.threads import one_blas_thread
 
 Array = np.ndarray
@@ -64,10 +65,9 @@ Computed = Callable[[int], tuple[Array, Array | None]]
 #: 4 of 16, 14.7 against 17.4; 16 of 4, 12.7 against 12.7; 8 of 8, 12.7 against 10.7; 4 of
 #: 4, 7.9 against 4.3; 4 of 1, 6.5 against 3.1
 MIN_SECONDS = 0.01
-#: a copy that sends nothing for PATIENCE_SECONDS + PATIENCE_BATCHES × (the first batch's
-#: time) is given up (:func:`patience`)
+#: a copy that sends nothing for this + 100 × the first batch's time is given up
+#: (``exchange.patience``)
 PATIENCE_SECONDS = 10.0
-PATIENCE_BATCHES = 100
 
 _running = threading.Lock()  # held by the one inference of this process that forks
 
@@ -100,7 +100,8 @@ def in_order(
             yield starts[0], first
             rest = starts[1:]
             forking = seconds * len(rest) >= MIN_SECONDS
-            copies = _forked(compute, rest, workers, patience(seconds)) if forking else None
+            waits = patience(PATIENCE_SECONDS, seconds)
+            copies = _forked(compute, rest, workers, waits) if forking else None
             if copies is None:
                 yield from spread.in_order(compute, rest, workers)
                 return
@@ -111,13 +112,6 @@ def in_order(
                     copy.stop()
     finally:
         _running.release()
-
-
-def patience(batch_seconds: float) -> float:
-    """How long to wait for a copy's next batch, given the first batch's time here: far
-    longer than a batch takes, so that only a copy that hangs — a lock another thread of
-    this process held at the fork, say — is given up (and its batches computed here)."""
-    return PATIENCE_SECONDS + PATIENCE_BATCHES * batch_seconds
 
 
 def _forked(
@@ -175,9 +169,8 @@ class _Copy:
             return None
         kind, header, outputs = b"E", dict[str, Any](), np.empty(0)
         try:
-            if self.connection.poll(self.waits):
-                kind, header, outputs = receive_array(self.connection)
-        except (EOFError, OSError, ValueError):
+            kind, header, outputs = receive_array(self.connection, self.waits)
+        except (EOFError, OSError, ValueError):  # TimeoutError is an OSError
             pass
         if kind == b"R" and header.get("start") == start:
             return outputs

@@ -44,7 +44,9 @@ The worker lives for the fit (a fork costs ~45 ms), forked at its first split st
 fit of fewer than ``MIN_STEPS`` steps never forks. Each step sends it the Dropout rates
 and Generator states with the inputs; if the trainable parameters change (a callback
 freezes a layer), the next step forks a new worker. A failed exchange leaves the rest of
-the fit in one process.
+the fit in one process. A worker that answers nothing for far longer than its share takes
+(:data:`PATIENCE_SECONDS` + 100 × the time the rows here took) is killed, and the fit stops
+with a WorkerError that names the fix, without applying the step it was in.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lamina.engine.exchange import fork_with_pipe, receive_array, send_array
+from lamina.engine.exchange import fork_with_pipe, patience, receive_array, send_array
 from lamina.errors import WorkerError
 from lamina.layers.base import Layer
 from lamina.layers.dropout import Dropout
@@ -81,6 +83,9 @@ MIN_ROWS = 16
 #: page copies cost ~45 ms: 200 one-batch epochs of a small CNN took 49–51 ms each when
 #: every epoch forked, against 2.5–3.5 ms in one process)
 MIN_STEPS = 20
+#: a worker that answers nothing for this + 100 × the time its rows' share took here is
+#: given up with a WorkerError (``exchange.patience``): a fit never hangs on a stuck worker
+PATIENCE_SECONDS = 60.0
 
 
 def training_processes(plan: ExecutionPlan) -> int:
@@ -148,6 +153,7 @@ class TrainingHalves:
         self._split_at: int | None = None  # the rows the last forward kept here
         self._reaped = True
         self.retired = False  # after a failure: the rest of the fit in one process
+        self._waits = PATIENCE_SECONDS  # for the worker's next answer (the last step's)
 
     def _trainable(self) -> list[tuple[Layer, str]]:
         """(layer, name) of every trainable parameter, in the arena's order."""
@@ -212,8 +218,10 @@ class TrainingHalves:
             self._send(b"F", header, inputs[split:])
             for layer in self.dropouts:
                 layer.batch_part = (0, split, rows)
+            began = time.perf_counter()
             with self._sums_exchanged():
                 outputs, _ = self.plan.forward_with_mask(inputs[:split], training=True)
+            self._waits = patience(PATIENCE_SECONDS, time.perf_counter() - began)
             theirs = self._receive()
         except BaseException:
             self.retire()  # the exchange is out of step
@@ -233,8 +241,10 @@ class TrainingHalves:
             return False
         try:
             self._send(b"B", {}, dvalues[split:])
+            began = time.perf_counter()
             with self._sums_exchanged():
                 self.plan.backpropagate(dvalues[:split])
+            self._waits = patience(PATIENCE_SECONDS, time.perf_counter() - began)
             self._receive()
         except BaseException:
             self.retire()
@@ -294,7 +304,12 @@ class TrainingHalves:
     def _receive(self) -> Array:
         assert self.connection is not None
         try:
-            kind, header, array = receive_array(self.connection)
+            kind, header, array = receive_array(self.connection, self._waits)
+        except TimeoutError as error:
+            raise WorkerError(
+                f"the second training process (pid {self.pid}) sent nothing for "
+                f"{self._waits:.1f} s. Fix: train in one process with fit(..., threads=1)"
+            ) from error
         except (EOFError, OSError) as error:
             raise self._stopped() from error
         if kind == b"E":
