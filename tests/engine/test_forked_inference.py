@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from contextlib import nullcontext
 
@@ -277,3 +279,52 @@ def test_a_copy_that_hangs_is_given_up_and_its_batches_computed_here(
     assert time.perf_counter() - began < 5
     assert len(forked_pids) == 1 and gone(forked_pids[0])
     assert exchange.patience(10.0, 0.006) == pytest.approx(10.6)  # W2's batch: 6 ms
+
+
+INTERRUPTED = """
+import os, signal, sys, time
+import numpy as np
+import lamina as lm
+
+from lamina.engine import spread
+
+signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started in background
+spread.usable_cores = lambda: 2  # two workers whatever machine the suite runs on
+L = lm.layers
+model = lm.Model([L.Conv2D(1, 16, 3, activation="relu"), L.MaxPool2D(2), L.Flatten(),
+                  L.Dense(13 * 13 * 16, 4)], seed=0)
+X = np.random.default_rng(0).random((4000, 28, 28, 1), dtype=np.float32)
+print("ready", flush=True)
+try:
+    while True:
+        model.predict(X, batch_size=64)
+except KeyboardInterrupt:
+    time.sleep(0.2)
+    children = open(f"/proc/{os.getpid()}/task/{os.getpid()}/children").read().split()
+    print("interrupted", len(children), flush=True)
+"""
+
+
+def children_of(pid: int) -> list[str]:
+    with open(f"/proc/{pid}/task/{pid}/children") as file:
+        return file.read().split()
+
+
+def test_ctrl_c_during_a_forked_predict_interrupts_it_and_reaps_the_copy(tmp_path) -> None:
+    script = tmp_path / "interrupted.py"
+    script.write_text(INTERRUPTED)
+    environment = {**os.environ, "OPENBLAS_NUM_THREADS": "2"}
+    process = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=environment
+    )
+    try:
+        assert process.stdout is not None and process.stdout.readline() == "ready\n"
+        deadline = time.monotonic() + 60
+        while not children_of(process.pid):  # a copy is computing batches
+            assert time.monotonic() < deadline, "no copy was forked"
+            time.sleep(0.01)
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert output == "interrupted 0\n" and process.returncode == 0
