@@ -47,7 +47,6 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from multiprocessing.connection import Connection
-from typing import Any
 
 import numpy as np
 
@@ -167,11 +166,10 @@ class _Copy:
         the batch)."""
         if self.failed:
             return None
-        kind, header, outputs = b"E", dict[str, Any](), np.empty(0)
         try:
             kind, header, outputs = receive_array(self.connection, self.waits)
         except (EOFError, OSError, ValueError):  # TimeoutError is an OSError
-            pass
+            kind, header = b"E", {}
         if kind == b"R" and header.get("start") == start:
             return outputs
         self.failed = True

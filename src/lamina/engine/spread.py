@@ -1,11 +1,12 @@
 """Inference batches on several threads at once, each with one BLAS thread.
 
 :func:`inference_workers` decides how many workers an inference has; on Linux an inference
-of many batches runs them as forked processes instead (``lamina.engine.forked_inference``:
-threads share one GIL, and the hundreds of small NumPy calls of a batch wait for it — W2
-``predict`` on an Intel Xeon: 21–24k samples/s on two threads, 35–38k on two processes).
-:func:`in_order` serves the rest: few batches, a padding mask, other platforms, and a
-second inference while one runs on processes.
+whose batches take long enough runs them as forked processes instead
+(``lamina.engine.forked_inference``: threads share one GIL, and the hundreds of small NumPy
+calls of a batch wait for it — W2 ``predict`` on an Intel Xeon: 21–24k samples/s on two
+threads, 35–38k on two processes). :func:`in_order` serves the rest: short inferences, a
+padding mask, other platforms, a refused fork, and a second inference while one runs on
+processes.
 
 A convolution's im2col and pooling passes and a recurrence's gate functions are NumPy
 element-wise work, and NumPy runs it on one core; only the matrix products use the BLAS
